@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh Debian 12 machine:
+#   make serve   -- venv + install + run the service on its embedded defaults
+#   make test    -- venv + install + Debian test tools (when root) + lint + type check + tests
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-stamp
+
+# `make serve` keeps its state inside the checkout so a demo never touches /var/lib.
+export BOOTFLEET_DATA_DIR   ?= $(CURDIR)/var
+export BOOTFLEET_IMAGES_DIR ?= $(CURDIR)/images
+
+.PHONY: serve test lint debs clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,postgres]'
+	touch $@
+
+serve: $(STAMP)
+	$(BIN)/bootfleet serve
+
+debs:
+	@.ci/install-debs
+
+lint: $(STAMP)
+	$(BIN)/ruff check server tests bench
+	$(BIN)/ruff format --check server tests bench
+	$(BIN)/mypy
+
+test: $(STAMP) debs lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info
