@@ -1,0 +1,3 @@
+"""Bootfleet: network boot and one-shot client reinstallation."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,60 @@
+"""One exception type per meaning; the HTTP layer maps each to a status once (api/errors.py)."""
+
+from __future__ import annotations
+
+
+class BootfleetError(Exception):
+    """Base of every error Bootfleet reports to a user."""
+
+    code = "error"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(BootfleetError):
+    """A field of the input is malformed; `field` names it."""
+
+    code = "invalid_input"
+    status = 400
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class NotFound(BootfleetError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(BootfleetError):
+    """The resource exists already, or is in use, or another request changed it first."""
+
+    code = "conflict"
+    status = 409
+
+
+class ForbiddenTransition(Conflict):
+    """The lifecycle does not allow this change from the client's current state."""
+
+    code = "forbidden_transition"
+
+
+class Unauthorized(BootfleetError):
+    code = "unauthorized"
+    status = 401
+
+
+class PayloadTooLarge(BootfleetError):
+    code = "payload_too_large"
+    status = 413
+
+
+class Unavailable(BootfleetError):
+    """The registry cannot be reached or is locked; the caller should retry."""
+
+    code = "unavailable"
+    status = 503
