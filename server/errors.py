@@ -14,8 +14,8 @@ class BootfleetError(Exception):
         self.message = message
 
 
-class InvalidInput(BootfleetError):
-    """A field of the input is malformed; `field` names it."""
+class InvalidInput(BootfleetError, ValueError):
+    """A field of the input is malformed; `field` names it, `detail` says what is wrong."""
 
     code = "invalid_input"
     status = 400
@@ -23,6 +23,7 @@ class InvalidInput(BootfleetError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+        self.detail = message
 
 
 class NotFound(BootfleetError):
