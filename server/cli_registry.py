@@ -315,7 +315,7 @@ def client_events(mac: str, limit: int, as_json: bool, **kw: Any) -> None:
     emit(rows, ["at", "kind", "source", "detail"], as_json)
 
 
-@click.command("import")
+@client_group.command("import")
 @registry_options
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
 @friendly
@@ -395,4 +395,4 @@ def group_reinstall(name: str, **kw: Any) -> None:
             click.echo(f"{client.mac if client else cid}: skipped ({exc.message})")
 
 
-COMMANDS = [profile_group, client_group, group_group, reinstall, cancel, client_events, import_csv]
+COMMANDS = [profile_group, client_group, group_group, reinstall, cancel, client_events]
