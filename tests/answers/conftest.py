@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import jinja2
 import pytest
@@ -46,3 +49,51 @@ def render_template(name: str, **variables: object) -> str:
 @pytest.fixture
 def render() -> Render:
     return render_template
+
+
+# `efibootmgr` as OVMF shows it after an OS installer added its own entry first.
+EFIBOOTMGR = """BootCurrent: 0003
+Timeout: 0 seconds
+BootOrder: 0005,0001,0002,0003,0004
+Boot0000* UiApp
+Boot0001* UEFI QEMU HARDDISK QM00001
+Boot0002* UEFI PXEv4 (MAC:525400123456)
+Boot0003* UEFI PXEv6 (MAC:525400123456)
+Boot0004* EFI Internal Shell
+Boot0005* debian
+"""
+EFIBOOTMGR_NETFIRST = "0002,0003,0005,0001,0004"
+
+
+def awk_program(script: str) -> str:
+    """The awk program of a template's netfirst step (between `awk '` and the closing `'`)."""
+    start = script.index("awk '") + len("awk '")
+    return script[start : script.index("'", start)]
+
+
+Recorder = tuple[str, list[tuple[str, str, bytes]]]
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    posts: ClassVar[list[tuple[str, str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.posts.append((self.path, self.headers["Content-Type"], body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    _Recorder.posts = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v1/installs/tok", _Recorder.posts
+    server.shutdown()
+    thread.join()
+    server.server_close()
