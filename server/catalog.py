@@ -221,11 +221,11 @@ def load_sidecar(path: Path) -> Template:
     with path.open("rb") as f:
         data = tomllib.load(f)
     where = f"{path}"
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValueError(f"{where}: template name must be a lower-case slug")
     variables: list[Variable] = []
     for var_name, spec in data.get("variables", {}).items():
-        if not _VARIABLE.match(var_name) or var_name in RESERVED:
+        if not _VARIABLE.fullmatch(var_name) or var_name in RESERVED:
             raise ValueError(f"{where}: bad or reserved variable name {var_name!r}")
         kind = spec.get("type")
         if kind != "list" and kind not in SCALARS:
