@@ -107,7 +107,10 @@ def build_spec() -> dict[str, Any]:
             content = {meta.content_type: {"schema": ref(meta.response, "serialization")}}
         else:
             content = {meta.content_type: {"schema": {"type": "string"}}}
-        responses: dict[str, Any] = {str(meta.status): {"description": "OK", "content": content}}
+        ok: dict[str, Any] = {"description": "OK", "content": content}
+        if meta.status == 204:  # no body, so no content type either
+            ok = {"description": "Done; no body"}
+        responses: dict[str, Any] = {str(meta.status): ok}
         for status in meta.errors:
             if status == 401 and meta.auth is None:
                 continue
