@@ -6,7 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import INSTALL_URL, Render
+from answerkit import INSTALL_URL, Render
 
 NS = {
     "u": "urn:schemas-microsoft-com:unattend",
