@@ -34,14 +34,18 @@ def context(name: str, **variables: object) -> dict[str, object]:
     }
 
 
-def render_template(name: str, **variables: object) -> str:
+def render_template(
+    name: str, _context: dict[str, object] | None = None, **variables: object
+) -> str:
+    """Render answers/<name>.j2 for the sample client; `_context` overrides context keys."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
     )
-    return env.get_template(f"answers/{name}.j2").render(context(name, **variables))
+    values = {**context(name, **variables), **(_context or {})}
+    return env.get_template(f"answers/{name}.j2").render(values)
 
 
 # `efibootmgr` as OVMF shows it after an OS installer added its own entry first.
