@@ -111,3 +111,15 @@ def test_netfirst_awk(render: Render) -> None:
         ["awk", awk_program(script)], input=EFIBOOTMGR, capture_output=True, text=True, check=True
     )
     assert r.stdout.strip() == EFIBOOTMGR_NETFIRST
+
+
+def test_root_keys_command_writes_the_keys(render: Render, tmp_path: Path) -> None:
+    other = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 two words: # not a comment"
+    section = autoinstall(render("ubuntu-autoinstall", **{**VARS, "ssh_keys": [SSH_KEY, other]}))
+    target = tmp_path / "target"
+    for command in section["late-commands"]:
+        if "/target/root/.ssh" in command:
+            subprocess.run(["sh", "-c", command.replace("/target", str(target))], check=True)
+    keys = target / "root/.ssh/authorized_keys"
+    assert keys.read_text() == f"{SSH_KEY}\n{other}\n"
+    assert keys.stat().st_mode & 0o777 == 0o600
