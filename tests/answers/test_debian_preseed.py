@@ -7,10 +7,11 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from conftest import (
+from answerkit import (
     EFIBOOTMGR,
     EFIBOOTMGR_NETFIRST,
     INSTALL_URL,
@@ -162,3 +163,24 @@ def test_netfirst_order_in_busybox_awk(render: Render, d_i_root: Path) -> None:
         check=True,
     )
     assert r.stdout.strip() == EFIBOOTMGR_NETFIRST
+
+
+def test_watcher_reports_a_failed_step(render: Render, d_i_root: Path, recorder: Recorder) -> None:
+    """`start` leaves a watcher that posts the syslog once main-menu logs a failed step."""
+    url, posts = recorder
+    script = helper(render("debian-preseed", **VARS)).replace(INSTALL_URL, url)
+    (d_i_root / "tmp/bootfleet.sh").write_text(script)
+    (d_i_root / "tmp/bootfleet.done").unlink(missing_ok=True)
+    failure = "main-menu[312]: WARNING **: Configuring 'partman-base' failed with error code 1\n"
+    (d_i_root / "var/log/syslog").write_text("kernel: boot\n" + failure)
+    subprocess.run(["chroot", str(d_i_root), "/bin/sh", "/tmp/bootfleet.sh", "start"], check=True)
+    # The watcher runs detached; wait for its report (it sleeps 5 s before sending the log).
+    deadline = time.monotonic() + 120
+    while len(posts) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [p[0] for p in posts] == [
+        "/api/v1/installs/tok/progress",
+        "/api/v1/installs/tok/failed",
+    ]
+    assert json.loads(posts[0][2]) == {"percent": 5, "message": "installer started"}
+    assert failure in json.loads(posts[1][2])["log"]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import (
+from answerkit import (
     EFIBOOTMGR,
     EFIBOOTMGR_NETFIRST,
     INSTALL_URL,

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import (
+from answerkit import (
     EFIBOOTMGR,
     EFIBOOTMGR_NETFIRST,
     INSTALL_URL,
@@ -58,7 +58,7 @@ def test_cloud_init_schema_check_can_fail(tmp_path: Path) -> None:
 )
 def test_autoinstall_section_matches_the_schema(render: Render, extra: dict) -> None:
     section = autoinstall(render("ubuntu-autoinstall", **{**VARS, **extra}))
-    jsonschema.validate(section, SCHEMA, format_checker=jsonschema.FormatChecker())
+    jsonschema.validate(section, SCHEMA)
     assert section["version"] == 1
 
 
@@ -111,3 +111,31 @@ def test_netfirst_awk(render: Render) -> None:
         ["awk", awk_program(script)], input=EFIBOOTMGR, capture_output=True, text=True, check=True
     )
     assert r.stdout.strip() == EFIBOOTMGR_NETFIRST
+
+
+def test_root_keys_command_writes_the_keys(render: Render, tmp_path: Path) -> None:
+    other = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 two words: # not a comment"
+    section = autoinstall(render("ubuntu-autoinstall", **{**VARS, "ssh_keys": [SSH_KEY, other]}))
+    target = tmp_path / "target"
+    for command in section["late-commands"]:
+        if "/target/root/.ssh" in command:
+            subprocess.run(["sh", "-c", command.replace("/target", str(target))], check=True)
+    keys = target / "root/.ssh/authorized_keys"
+    assert keys.read_text() == f"{SSH_KEY}\n{other}\n"
+    assert keys.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"version": 2},
+        {"identity": {"hostname": "h", "username": "u"}},
+        {"storage": {"layout": {"name": "direct", "match": {"size": "huge"}}}},
+        {"early-commands": [1]},
+        {"bogus-key": True},
+    ],
+)
+def test_schema_subset_rejects(render: Render, change: dict) -> None:
+    section = {**autoinstall(render("ubuntu-autoinstall", **VARS)), **change}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(section, SCHEMA)

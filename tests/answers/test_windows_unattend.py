@@ -6,7 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import INSTALL_URL, Render
+from answerkit import INSTALL_URL, Render
 
 NS = {
     "u": "urn:schemas-microsoft-com:unattend",
@@ -110,3 +110,12 @@ def test_embedded_helper_is_found_the_way_the_commands_find_it(render: Render) -
     assert "$U" in helper and INSTALL_URL not in helper
     assert "Set-NetworkFirst" not in "".join(commands(parse(text)))
     assert helper.count("{") == helper.count("}")
+
+
+def test_double_hyphens_in_names_do_not_break_the_comments(render: Render) -> None:
+    odd = {"hostname": "xn--bcher-kva.example", "profile": "win---11"}
+    root = parse(render("windows-unattend", _context=odd, admin_password="x"))
+    name = component(root, "specialize", "Microsoft-Windows-Shell-Setup").findtext(
+        "u:ComputerName", namespaces=NS
+    )
+    assert name == "xn--bcher-kva"
