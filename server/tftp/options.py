@@ -51,8 +51,10 @@ def negotiate(
             # RFC 2348: answer with a size <= the request; clamp to our (MTU-derived) maximum.
             blksize = min(number, max_blksize, MAX_BLKSIZE)
             oack[name] = str(blksize)
-        elif key == "tsize":
-            # RFC 2349: on a read request the client sends 0 and we answer the size.
+        elif key == "tsize" and size > 0:
+            # RFC 2349: on a read request the client sends 0 and we answer the size. For an
+            # empty file we leave tsize out (RFC 2347 lets us ignore any option): curl 7.88
+            # aborts on "tsize 0" in an OACK ("invalid tsize value in OACK packet").
             oack[name] = str(size)
         elif key == "timeout" and MIN_TIMEOUT <= number <= MAX_TIMEOUT:
             timeout = number  # RFC 2349: accept by echoing the value

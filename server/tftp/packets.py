@@ -96,14 +96,39 @@ def parse_request(buf: bytes) -> TftpPacketRRQ | TftpPacketWRQ:
         raise MalformedRequest(ERR_ILLEGAL, "not a request")
     try:
         pkt = _factory.parse(buf)
-    except UnicodeDecodeError:
-        # tftpy decodes names as ASCII; firmware never sends anything else.
-        raise MalformedRequest(ERR_NOT_FOUND, "file name is not ASCII") from None
     except Exception as exc:  # tftpy's decode fails in many ways, see above
-        raise MalformedRequest(ERR_ILLEGAL, "malformed request") from exc
+        pkt = _parse_lenient(buf, exc)
     if not isinstance(pkt, TftpPacketRRQ | TftpPacketWRQ) or not pkt.filename:
         raise MalformedRequest(ERR_ILLEGAL, "malformed request")
     # tftpy lower-cases the mode (RFC 1350: modes are case-insensitive) but accepts any.
     if pkt.mode not in MODES:
         raise MalformedRequest(ERR_ILLEGAL, "unsupported mode")
+    return pkt
+
+
+def _parse_lenient(buf: bytes, exc: Exception) -> TftpPacketRRQ | TftpPacketWRQ:
+    """Parse name and mode with tftpy, then the options ourselves, ignoring bad ones.
+
+    tftpy refuses a whole request whose options section has an empty value (RFC 2090's
+    "multicast" option has one), a name without value, or a missing final NUL. RFC 2347 says
+    a server ignores options it does not accept, so we serve the file without them.
+    """
+    name_end = buf.find(b"\0", 2)
+    mode_end = buf.find(b"\0", name_end + 1) if name_end > 0 else -1
+    if mode_end < 0:
+        raise MalformedRequest(ERR_ILLEGAL, "malformed request") from exc
+    try:
+        pkt = _factory.parse(buf[: mode_end + 1])
+    except UnicodeDecodeError:
+        # tftpy decodes names as ASCII; firmware never sends anything else.
+        raise MalformedRequest(ERR_NOT_FOUND, "file name is not ASCII") from None
+    except Exception as again:
+        raise MalformedRequest(ERR_ILLEGAL, "malformed request") from again
+    fields = buf[mode_end + 1 :].split(b"\0")
+    options: dict[str, str] = {}
+    for i in range(0, len(fields) - 2, 2):  # the last field follows the final NUL (or is cut)
+        name, value = fields[i], fields[i + 1]
+        if name and name.isascii() and value.isascii():
+            options.setdefault(name.decode(), value.decode())
+    pkt.options = options
     return pkt
