@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
@@ -93,13 +93,12 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def current_version(engine: Engine) -> int:
+    # Ask the catalogue rather than catch the failed SELECT: PostgreSQL reports a missing
+    # table as ProgrammingError (not OperationalError) and aborts the transaction with it.
+    if not inspect(engine).has_table("meta"):
+        return 0
     with Session(engine) as session:
-        try:
-            row = session.exec(
-                select(models.Meta).where(models.Meta.key == "schema_version")
-            ).first()
-        except OperationalError:
-            return 0
+        row = session.exec(select(models.Meta).where(models.Meta.key == "schema_version")).first()
         return int(row.value) if row else 0
 
 
