@@ -51,6 +51,7 @@ class Settings:
     progress_timeout: int = 2 * 60 * 60  # seconds without progress before an install fails
     grace_seconds: int = 120  # re-reads of an installer config within this window: same answer
     reap_interval: float = 30.0
+    db_busy_timeout: int = 5000  # ms a SQLite write waits for a lock before answering 503
     http_threads: int = 16
     log_level: str = "INFO"
 

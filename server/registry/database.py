@@ -7,12 +7,13 @@ choice when several boot servers share one registry.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
@@ -26,18 +27,19 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for `url`; for SQLite, create the folder and set WAL + busy timeout."""
+def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
+    """Create an engine for `url`; for SQLite, create the folder and set WAL + busy timeout
+    (how long a write waits for another writer's lock before the request answers 503)."""
     if url.startswith("sqlite"):
         memory = url in {"sqlite://", "sqlite:///:memory:"}
         if not memory:
             Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
             poolclass=StaticPool if memory else None,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout_ms))
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that a
         # read-then-write transaction takes the write lock up front (BEGIN IMMEDIATE) when
         # asked to, and never fails half-way with "database is locked".
@@ -46,11 +48,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+def _sqlite_pragmas(busy_timeout_ms: int, dbapi_conn: object, _record: object) -> None:
     dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
     cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
     cur.close()
@@ -93,13 +95,12 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def current_version(engine: Engine) -> int:
+    # Ask the catalogue rather than catch the failed SELECT: PostgreSQL reports a missing
+    # table as ProgrammingError (not OperationalError) and aborts the transaction with it.
+    if not inspect(engine).has_table("meta"):
+        return 0
     with Session(engine) as session:
-        try:
-            row = session.exec(
-                select(models.Meta).where(models.Meta.key == "schema_version")
-            ).first()
-        except OperationalError:
-            return 0
+        row = session.exec(select(models.Meta).where(models.Meta.key == "schema_version")).first()
         return int(row.value) if row else 0
 
 
