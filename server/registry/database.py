@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -33,10 +34,16 @@ def make_engine(url: str) -> Engine:
         memory = url in {"sqlite://", "sqlite:///:memory:"}
         if not memory:
             Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        # A file database keeps a connection per busy thread (16 HTTP threads, TFTP, the
+        # reaper): past the default pool of 5, every request opened and closed a connection
+        # and re-ran the pragmas below.
+        pool: dict[str, Any] = (
+            {"poolclass": StaticPool} if memory else {"pool_size": 32, "max_overflow": 32}
+        )
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            poolclass=StaticPool if memory else None,
+            **pool,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that a
@@ -102,6 +109,33 @@ def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
     else:
         with _session(engine) as s:
             yield s
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A Core connection in a write transaction (like session_scope(write=True), without
+    the ORM's per-transaction bookkeeping): for the short statements of the boot path."""
+    lock = _sqlite_writer(engine) if engine.dialect.name == "sqlite" else nullcontext()
+    bind = engine
+    if engine.dialect.name == "sqlite":
+        bind = engine.execution_options(sqlite_begin="IMMEDIATE")
+    try:
+        with lock, bind.begin() as conn:
+            yield conn
+    except OperationalError as exc:
+        log.warning("database unavailable: %s", exc.orig)
+        raise Unavailable("the registry database is busy or unreachable; retry shortly") from exc
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A Core connection in a read transaction (in WAL mode it never waits for a writer)."""
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except OperationalError as exc:
+        log.warning("database unavailable: %s", exc.orig)
+        raise Unavailable("the registry database is busy or unreachable; retry shortly") from exc
 
 
 @contextmanager
