@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -20,16 +19,14 @@ from server.errors import InvalidInput
 from server.macaddr import normalize_mac
 from server.models import Client, Install, utcnow
 from server.registry import clients, events, installs
-from server.registry.database import read_connection, session_scope
+from server.registry.database import session_scope
 from server.registry.installs import Policy
-from server.registry.seen import SeenRecorder
+from server.registry.seen import BootRegistry
 from server.render import Renderer
 
 log = logging.getLogger(__name__)
 
 _MAY_INSTALL = ("pending", "booting")
-_CLIENT = Client.__table__  # type: ignore[attr-defined]
-_FIND = select(_CLIENT.c.id, _CLIENT.c.state).where(_CLIENT.c.mac == bindparam("mac"))
 
 
 class Booter:
@@ -37,7 +34,7 @@ class Booter:
         self.engine = engine
         self.policy = policy
         self.renderer = renderer
-        self.seen = SeenRecorder(engine)
+        self.registry = BootRegistry(engine)
 
     @property
     def server_url(self) -> str:
@@ -52,14 +49,13 @@ class Booter:
         except InvalidInput:
             return BootSpec.local(None, "malformed MAC: local boot")
         arch = arch[:32] if arch else None
-        with read_connection(self.engine) as conn:
-            row = conn.execute(_FIND, {"mac": mac}).first()
-        if row is not None and row.state not in _MAY_INSTALL:
+        found = self.registry.lookup(mac)
+        if found is not None and found[1] not in _MAY_INSTALL:
             # The common answer (idle, installed, failed, installing): local boot, decided on
             # a read, and the sighting group-committed with other machines' (it only touches
             # the last_* columns, so it commutes with any concurrent change of state).
-            self.seen.record(row.id, peer, arch, utcnow())
-            return BootSpec.local(mac, f"client is {row.state}: local boot")
+            self.registry.seen(found[0], peer, arch, utcnow())
+            return BootSpec.local(mac, f"client is {found[1]}: local boot")
         # Unregistered, or an install may be due: the ORM path decides (afresh, in its own
         # transaction) and records what it did.
         with session_scope(self.engine, write=True) as session:

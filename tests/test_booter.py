@@ -33,6 +33,12 @@ def test_idle_client_boots_locally_and_is_seen(fleet: Fleet, registered: str) ->
     assert (again.last_ip, again.last_arch) == ("192.0.2.7", "x86_64")
     assert again.last_seen_at is not None and again.last_seen_at >= first
     assert again.version == seen.version and again.updated_at == seen.updated_at
+    with session_scope(fleet.engine) as s:  # stored as the ORM stores it: SQLite's text form
+        stored = s.connection().exec_driver_sql(
+            "SELECT last_seen_at, created_at FROM client WHERE mac = ?", (registered,)
+        )
+        last_seen, created = stored.one()
+    assert len(last_seen) == len(created) and last_seen[10] == created[10] == " "
 
 
 def test_pending_client_gets_its_installer_once_then_grace(

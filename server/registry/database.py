@@ -74,7 +74,7 @@ _WRITE_LOCKS_GUARD = threading.Lock()
 
 
 @contextmanager
-def _sqlite_writer(engine: Engine) -> Iterator[None]:
+def sqlite_writer(engine: Engine) -> Iterator[None]:
     """Queue this process's SQLite writers on a lock before BEGIN IMMEDIATE.
 
     SQLite's own busy handler makes a waiting writer sleep and poll (1, 2, 5, 10... ms),
@@ -102,7 +102,7 @@ def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
     """
     if write and engine.dialect.name == "sqlite":
         with (
-            _sqlite_writer(engine),
+            sqlite_writer(engine),
             _session(engine.execution_options(sqlite_begin="IMMEDIATE")) as s,
         ):
             yield s
@@ -115,7 +115,7 @@ def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
 def write_connection(engine: Engine) -> Iterator[Connection]:
     """A Core connection in a write transaction (like session_scope(write=True), without
     the ORM's per-transaction bookkeeping): for the short statements of the boot path."""
-    lock = _sqlite_writer(engine) if engine.dialect.name == "sqlite" else nullcontext()
+    lock = sqlite_writer(engine) if engine.dialect.name == "sqlite" else nullcontext()
     bind = engine
     if engine.dialect.name == "sqlite":
         bind = engine.execution_options(sqlite_begin="IMMEDIATE")
