@@ -1,0 +1,82 @@
+"""Images: the files under the images directory, and the profiles that boot each one.
+
+Kept deliberately simple (a directory listing); an images module with import and checksum
+features can replace image_files() later without touching the page.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flask.typing import ResponseReturnValue
+
+from server.api.context import fleet
+from server.registry import profiles
+from server.registry.database import session_scope
+from server.web import bp
+from server.web.pages import page
+
+MAX_FILES = 2000
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: str  # relative to the images directory, with '/' separators
+    size: int
+    modified: datetime
+
+
+def image_files(root: Path, limit: int = MAX_FILES) -> tuple[list[ImageFile], bool]:
+    """Regular files under `root` in path order (symlinks not followed); True if cut off."""
+    found: list[ImageFile] = []
+    if not root.is_dir():
+        return found, False
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(folder, name)
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):  # symlinks, sockets, devices: not served
+                continue
+            if len(found) >= limit:
+                return found, True
+            found.append(
+                ImageFile(
+                    path=path.relative_to(root).as_posix(),
+                    size=st.st_size,
+                    modified=datetime.fromtimestamp(st.st_mtime, UTC),
+                )
+            )
+    return found, False
+
+
+@bp.app_template_filter("size")
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+@bp.get("/images")
+def image_list() -> ResponseReturnValue:
+    root = fleet().settings.images
+    files, truncated = image_files(root)
+    with session_scope(fleet().engine) as s:
+        rows = profiles.list_all(s)
+    used: dict[str, list[str]] = {}
+    for p in rows:
+        for ref in (p.kernel, *p.initrd):
+            used.setdefault(ref, []).append(p.name)
+    return page(
+        "images.html", root=root, files=files, truncated=truncated, used=used, limit=MAX_FILES
+    )
