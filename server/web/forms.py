@@ -55,11 +55,9 @@ def format_vars(variables: dict[str, Any]) -> str:
 
 
 def format_value(value: Any) -> str:
-    if isinstance(value, str):
+    if isinstance(value, str) and value == value.strip() and value.isprintable():
         try:
             json.loads(value)
         except json.JSONDecodeError:
-            if value == value.strip():
-                return value
-        return json.dumps(value)
+            return value  # plain text reads back as itself
     return json.dumps(value)

@@ -31,7 +31,8 @@ class ImageFile:
 
 
 def image_files(root: Path, limit: int = MAX_FILES) -> tuple[list[ImageFile], bool]:
-    """Regular files under `root` in path order (symlinks not followed); True if cut off."""
+    """Regular files under `root`, sorted by path (symlinks not followed); True if there
+    were more than `limit`."""
     found: list[ImageFile] = []
     if not root.is_dir():
         return found, False
@@ -46,7 +47,7 @@ def image_files(root: Path, limit: int = MAX_FILES) -> tuple[list[ImageFile], bo
             if not stat.S_ISREG(st.st_mode):  # symlinks, sockets, devices: not served
                 continue
             if len(found) >= limit:
-                return found, True
+                return sorted(found, key=lambda f: f.path), True
             found.append(
                 ImageFile(
                     path=path.relative_to(root).as_posix(),
@@ -54,7 +55,7 @@ def image_files(root: Path, limit: int = MAX_FILES) -> tuple[list[ImageFile], bo
                     modified=datetime.fromtimestamp(st.st_mtime, UTC),
                 )
             )
-    return found, False
+    return sorted(found, key=lambda f: f.path), False
 
 
 @bp.app_template_filter("size")
