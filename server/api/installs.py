@@ -29,10 +29,12 @@ bp = Blueprint("installs", __name__, url_prefix="/api/v1/installs")
 def answer(token: str) -> Response:
     f = fleet()
     with session_scope(f.engine, write=True) as s:
-        install, client = installs.answer_fetched(s, token, f.policy, peer())
+        install, client = installs.by_token(s, token)
+        installs.require_active(install, client)
         name = install.profile_snapshot.get("answer_template")
         if not name:
             raise NotFound(f"profile {install.profile_snapshot.get('profile')} has no answer file")
+        install, client = installs.answer_fetched(s, token, f.policy, peer())
         try:
             text = f.renderer.render_answer(name, f.booter.context(client, install))
         except jinja2.TemplateError as exc:
