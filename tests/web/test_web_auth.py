@@ -203,3 +203,46 @@ def test_static_files_need_no_session(client: FlaskClient) -> None:
         r = client.get(f"/ui/static/{name}")
         assert r.status_code == 200
         r.close()
+
+
+def ui_routes(app: Flask) -> list[tuple[str, str]]:
+    """(method, concrete URL) of every UI route but the sign-in page and static files."""
+    routes = []
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("web.") or rule.endpoint in ("web.login", "web.static"):
+            continue
+        url = rule.rule.replace("<mac>", MAC).replace("<name>", "debian12")
+        url = url.replace("<int:install_id>", "1")
+        assert "<" not in url, f"no sample value for {rule.rule}"
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            routes.append((method, url))
+    return routes
+
+
+def test_every_ui_route_refuses_without_a_session(
+    app: Flask, client: FlaskClient, registered: str, ui: Any, fleet: Fleet, csrf_from: Any
+) -> None:
+    """No session: pages redirect to sign-in, JSON says 401, and a POST is refused: without
+    a CSRF token (403), or with the token of a session that never signed in (to sign-in)."""
+    routes = ui_routes(app)
+    assert len(routes) >= 20, routes
+    stranger = app.test_client()
+    visitor = app.test_client()  # has seen the sign-in form, so holds a CSRF token
+    visitor_csrf = csrf_from(visitor.get("/ui/login").text)
+    form = {"confirmed": "1", "action": "reinstall", "mac": MAC, "text": f"{MAC},x,,"}
+    for method, url in routes:
+        r = stranger.open(url, method=method, data=form)
+        if method == "POST":
+            assert r.status_code == 403, (method, url, r.status_code)
+            r = visitor.post(url, data={**form, "csrf_token": visitor_csrf})
+            assert r.status_code == 303, (method, url, r.status_code)
+            assert r.headers["Location"].startswith("/ui/login?next=")
+        elif url.endswith(".json"):
+            assert r.status_code == 401, (method, url, r.status_code)
+        else:
+            assert r.status_code == 303, (method, url, r.status_code)
+            assert r.headers["Location"].startswith("/ui/login?next=")
+        # the signed-in client reaches every page (whatever the page then answers)
+        if method == "GET":
+            assert ui.get(url).status_code in (200, 404), url
+    assert state_of(fleet, registered) == "idle"
