@@ -1,8 +1,6 @@
-"""Images: the files under the images directory, and the profiles that boot each one.
-
-Kept deliberately simple (a directory listing); an images module with import and checksum
-features can replace image_files() later without touching the page.
-"""
+"""Images: the imported images (server/images.py) and every file under the images
+directory, each with the profiles that boot it. Importing and verifying stay in the CLI
+(`bootfleet images ...`): hashing gigabytes does not belong in a page view."""
 
 from __future__ import annotations
 
@@ -14,7 +12,9 @@ from pathlib import Path
 
 from flask.typing import ResponseReturnValue
 
+from server import images
 from server.api.context import fleet
+from server.errors import BootfleetError
 from server.registry import profiles
 from server.registry.database import session_scope
 from server.web import bp
@@ -72,12 +72,29 @@ def human_size(n: int) -> str:
 def image_list() -> ResponseReturnValue:
     root = fleet().settings.images
     files, truncated = image_files(root)
+    problem = None
+    try:
+        imported = images.list_images(root)
+    except (BootfleetError, OSError, ValueError, KeyError) as exc:  # a damaged image.json
+        imported, problem = [], f"Could not read the imported images: {exc}"
     with session_scope(fleet().engine) as s:
         rows = profiles.list_all(s)
-    used: dict[str, list[str]] = {}
+    used: dict[str, list[str]] = {}  # file path -> profiles that boot it
+    by_image: dict[str, list[str]] = {}  # image name -> profiles with files in it
     for p in rows:
         for ref in (p.kernel, *p.initrd):
             used.setdefault(ref, []).append(p.name)
+            top = ref.split("/", 1)[0]
+            if "/" in ref and p.name not in by_image.get(top, []):
+                by_image.setdefault(top, []).append(p.name)
     return page(
-        "images.html", root=root, files=files, truncated=truncated, used=used, limit=MAX_FILES
+        "images.html",
+        root=root,
+        imported=imported,
+        problem=problem,
+        files=files,
+        truncated=truncated,
+        used=used,
+        by_image=by_image,
+        limit=MAX_FILES,
     )

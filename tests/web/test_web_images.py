@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from server import images
 from server.config import Settings
 from server.web.images import human_size, image_files
 
@@ -14,6 +15,37 @@ def test_lists_files_and_the_profiles_using_them(ui: Any, registered: str) -> No
     html = ui.get("/ui/images").text
     assert "debian/linux" in html and "debian/initrd.gz" in html
     assert html.count('<a href="/ui/profiles/debian12">debian12</a>') == 2
+
+
+def test_imported_images_with_their_profiles(
+    ui: Any, settings: Settings, tmp_path: Path, client: Any, auth: dict[str, str]
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "vmlinuz").write_bytes(b"k" * 2048)
+    (src / "initrd.img").write_bytes(b"i" * 1024)
+    images.import_image(settings.images, "ubuntu24", src / "vmlinuz", [src / "initrd.img"])
+    r = client.post(
+        "/api/v1/profiles",
+        json={"name": "u24", "kernel": "ubuntu24/vmlinuz", "initrd": ["ubuntu24/initrd.img"]},
+        headers=auth,
+    )
+    assert r.status_code == 201, r.text
+    html = ui.get("/ui/images").text
+    row = html.split('<th scope="row">ubuntu24</th>', 1)[1].split("</tr>", 1)[0]
+    assert "ubuntu24/vmlinuz" in row and "ubuntu24/initrd.img" in row
+    assert "KiB" in row  # the kernel, the initrd and the manifest
+    assert '<a href="/ui/profiles/u24">u24</a>' in row
+
+
+def test_a_damaged_image_is_a_message_not_a_500(ui: Any, settings: Settings) -> None:
+    broken = settings.images / "broken"
+    broken.mkdir()
+    (broken / "image.json").write_text("{not json")
+    r = ui.get("/ui/images")
+    assert r.status_code == 200
+    assert "Could not read the imported images" in r.text
+    assert "broken/image.json" in r.text  # the file list still shows
 
 
 def test_image_files_skips_symlinks_and_stops_at_the_limit(tmp_path: Path) -> None:
