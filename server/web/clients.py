@@ -198,7 +198,7 @@ def client_import() -> ResponseReturnValue:
             "import.html",
             exc.status,
             text=text,
-            error=exc.message,
+            error=exc.message.replace("Value error, ", ""),  # pydantic's wording
             bad_row=bad_row,
             context=[(n, rows[n - 1]) for n in around(bad_row, len(rows))],
         )

@@ -246,3 +246,13 @@ def test_every_ui_route_refuses_without_a_session(
         if method == "GET":
             assert ui.get(url).status_code in (200, 404), url
     assert state_of(fleet, registered) == "idle"
+
+
+def test_secure_cookie_behind_tls_is_one_setting(
+    fleet: Fleet, token: str, csrf_from: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOOTFLEET_FLASK_SESSION_COOKIE_SECURE", "true")
+    client = create_app(fleet=fleet, test_config={"TESTING": True}).test_client()
+    csrf = csrf_from(client.get("/ui/login").text)
+    r = client.post("/ui/login", data={"csrf_token": csrf, "token": token})
+    assert "Secure" in r.headers["Set-Cookie"]
