@@ -125,7 +125,7 @@ def download(
         argv = [need("tftp"), "-m", mode, host, str(port), "-c", "get", name, str(out)]
         return run(argv, out.parent)
     if client == "atftp":
-        argv = [need("atftp"), "--tftp-timeout", "2"]
+        argv = [need("atftp"), "--tftp-timeout", "1"]
         if blksize:
             argv += ["--option", f"blksize {blksize}"]
         if windowsize:

@@ -334,7 +334,7 @@ def test_metrics_after_transfers(service: TftpService, raw: Raw, root: Path) -> 
     raw.fetch("f511.bin")
     raw.rrq("nope.bin")
     raw.recv()
-    until(lambda: service.stats.active == 0)
+    until(lambda: service.stats.active == 0 and service.stats.errors_sent[1] == 1)
     text = service.stats.render_prometheus()
     assert "bootfleet_tftp_transfers_ok_total 1\n" in text
     assert 'bootfleet_tftp_errors_sent_total{code="1"} 1\n' in text
