@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import ipaddress
 import itertools
 import logging
 import os
@@ -476,20 +477,30 @@ class TftpService:
 
 
 def _broadcast_addresses() -> set[str]:
-    """IPv4 broadcast addresses of this host's interfaces (netifaces), best effort."""
+    """IPv4 broadcast addresses of this host's subnets (best effort, from netifaces).
+
+    Computed from address and netmask: netifaces reports the interface's own address as
+    "broadcast" for a veth configured without `brd`, which would make us ignore unicast.
+    """
     try:
         import netifaces
     except ImportError:
         return set()
     found: set[str] = set()
+    local: set[str] = set()
     try:
         for iface in netifaces.interfaces():
             for entry in netifaces.ifaddresses(iface).get(netifaces.AF_INET, []):
-                if entry.get("broadcast"):
-                    found.add(entry["broadcast"])
+                addr, mask = entry.get("addr"), entry.get("netmask")
+                if not addr:
+                    continue
+                local.add(addr)
+                net = ipaddress.IPv4Interface(f"{addr}/{mask or 32}").network
+                if net.prefixlen <= 30:  # /31 and /32 have no broadcast address
+                    found.add(str(net.broadcast_address))
     except (OSError, ValueError):
         pass
-    return found
+    return found - local
 
 
 def _raise_fd_limit(wanted: int) -> None:

@@ -349,3 +349,21 @@ def until(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < end, "condition not reached"
         time.sleep(0.01)
+
+
+def test_request_to_broadcast_address_is_ignored(make_service: ServiceFactory, root: Path) -> None:
+    """RFC 1123 4.2.3.4; lo's 127.0.0.0/8 has the broadcast address 127.255.255.255."""
+    service = make_service(host="0.0.0.0")
+    raw = Raw(service.port)
+    try:
+        raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        raw.send(request(1, "f511.bin"), ("127.255.255.255", service.port))
+        raw.send(request(1, "f511.bin"), ("127.0.0.1", service.port))
+        opcode, _, _, tid = raw.recv()
+        raw.send(ack(1), tid)
+        until(lambda: service.stats.active == 0)
+        assert opcode == 3
+        assert service.stats.ignored["broadcast"] == 1
+        assert service.stats.started == 1
+    finally:
+        raw.close()
