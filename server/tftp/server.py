@@ -369,26 +369,24 @@ class TftpService:
             self._arm(t)
 
     def _on_transfer(self, t: Transfer, now: float) -> None:
-        sock = t.sock
-        for _ in range(_BURST):
-            try:
-                buf, addr = sock.recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                log.debug("%s %s: receive failed: %s", t.peer[0], t.filename, exc)
-                break
-            if addr != t.peer:
-                # RFC 1350 section 4: a packet from a wrong TID gets ERROR 5 at its source;
-                # the transfer itself is not touched.
-                if not (len(buf) >= 2 and buf[1] == packets.ERROR):
-                    self._send_tid_error(sock, addr)
-                continue
-            result = t.on_packet(buf, now)
-            if result is not None:
-                self._finish(t, result, now)
-                return
-        self._arm(t)
+        # One datagram per readiness event: lock-step transfers have exactly one ACK
+        # waiting, and epoll (level-triggered) reports the socket again if more are queued.
+        try:
+            buf, addr = t.sock.recvfrom(2048)
+        except OSError as exc:  # BlockingIOError included: nothing there after all
+            log.debug("%s %s: receive failed: %s", t.peer[0], t.filename, exc)
+            return
+        if addr != t.peer:
+            # RFC 1350 section 4: a packet from a wrong TID gets ERROR 5 at its source;
+            # the transfer itself is not touched.
+            if not (len(buf) >= 2 and buf[1] == packets.ERROR):
+                self._send_tid_error(t.sock, addr)
+            return
+        result = t.on_packet(buf, now)
+        if result is not None:
+            self._finish(t, result, now)
+        else:
+            self._arm(t)
 
     def _send_tid_error(self, sock: socket.socket, addr: tuple[str, int]) -> None:
         try:

@@ -145,7 +145,8 @@ class Transfer:
         try:
             for block in range(first, last + 1):
                 chunk = src.read((block - 1) * bs, bs)
-                sock.sendmsg((packets.data_header(block), chunk), (), 0, peer)
+                # One buffer: sendto(header + chunk) beats sendmsg's two-part iovec in Python.
+                sock.sendto(packets.data_header(block) + chunk, peer)
                 self.sent_bytes += len(chunk)
         except BlockingIOError:
             pass  # socket buffer full: the rest of the window goes out after the timeout
