@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from server.tftp import TftpService
+
 from .conftest import ServiceFactory
 from .helpers import LossyRelay, Raw, ack, download, tftpy_download
 
@@ -45,9 +47,9 @@ def test_ten_percent_loss_both_ways(
 def test_block_numbers_roll_over(
     client: str,
     windowsize: int | None,
-    service,
+    service: TftpService,
     root: Path,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     size = (33 << 20) + 1234  # > 65535 blocks of 512: the block number wraps
     data = os.urandom(size)
