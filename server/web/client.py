@@ -110,6 +110,18 @@ def client_cancel(mac: str) -> ResponseReturnValue:
     return redirect(url_for("web.client_page", mac=row.mac), 303)
 
 
+@bp.post("/clients/<mac>/delete")
+def client_delete(mac: str) -> ResponseReturnValue:
+    if request.form.get("confirmed") != "1":
+        return confirm(f"Forget client {mac}? Its events stay in the log.", request.path)
+    with session_scope(fleet().engine, write=True) as s:
+        row = clients.get(s, mac)
+        events.record(s, row.mac, "deleted", "", "web")
+        clients.delete(s, row.mac)
+    flash(f"Client {row.mac} deleted.", "ok")
+    return redirect(url_for("web.client_list"), 303)
+
+
 @bp.route("/clients/<mac>/edit", methods=["GET", "POST"])
 def client_edit(mac: str) -> ResponseReturnValue:
     with session_scope(fleet().engine) as s:

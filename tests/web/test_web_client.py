@@ -177,3 +177,13 @@ def test_edit_with_bad_input_keeps_the_form(ui: Any, registered: str) -> None:
     assert r.status_code == 400
     assert "hostname: not a valid host name" in r.text
     assert 'value="-bad-"' in r.text
+
+
+def test_delete_a_client(ui: Any, registered: str, fleet: Fleet) -> None:
+    assert "Delete client" in ui.get(f"/ui/clients/{registered}/edit").text
+    r = ui.post(f"/ui/clients/{registered}/delete")
+    assert r.status_code == 200 and "Forget client" in r.text  # asks first
+    r = ui.confirm(f"/ui/clients/{registered}/delete")
+    assert r.status_code == 303 and r.headers["Location"] == "/ui/clients"
+    assert f"Client {registered} deleted." in ui.get("/ui/clients").text
+    assert ui.get(f"/ui/clients/{registered}").status_code == 404
