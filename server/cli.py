@@ -80,6 +80,8 @@ def main() -> None:
 @click.option("--progress-timeout", type=int, help="Seconds without progress (7200).")
 @click.option("--grace-seconds", type=int, help="Re-read window for installer configs (120).")
 @click.option("--reap-interval", type=float, help="Seconds between deadline checks (30).")
+@click.option("--rate-limit", type=float, help="Boot/callback requests/s per source (10; 0 off).")
+@click.option("--rate-burst", type=int, help="Burst of boot/callback requests per source (120).")
 @click.option(
     "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
 )
