@@ -33,3 +33,8 @@ test: $(STAMP) debs lint
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Bootfleet against tftp-hpa, dnsmasq and nginx on loopback; writes bench/results/<date>.md
+.PHONY: bench
+bench:
+	bench/run

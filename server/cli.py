@@ -64,8 +64,36 @@ def friendly(func: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bootfleet")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Bootfleet: network boot and one-shot reinstallation of client machines."""
+    ctx.obj = _shared_obj()
+
+
+def _shared_obj() -> dict[str, Any]:
+    """What the `images` and `templates` groups take from the main command: the images dir
+    and catalog from the settings, and which profiles boot an image (from the registry)."""
+    from server.catalog import Catalog
+    from server.registry import profiles
+
+    try:
+        settings = Settings.load()
+    except BootfleetError as exc:
+        raise click.ClickException(exc.message) from None
+
+    def in_use(image: str) -> list[str]:
+        fleet = Fleet.open(settings)
+        try:
+            with session_scope(fleet.engine) as s:
+                return profiles.using_image(s, image)
+        finally:
+            fleet.engine.dispose()
+
+    return {
+        "images_dir": settings.images,
+        "catalog": Catalog(settings.templates_dir),
+        "in_use": in_use,
+    }
 
 
 @main.command()
@@ -74,6 +102,9 @@ def main() -> None:
 @click.option("--http-port", type=int, help="HTTP port (default 8080).")
 @click.option("--tftp-port", type=int, help="TFTP port (default 69 as root, else 6969).")
 @click.option("--no-tftp", "tftp_enabled", flag_value=False, default=None, help="HTTP only.")
+@click.option("--tftp-max-blksize", type=int, help="Largest TFTP block size granted (1468).")
+@click.option("--tftp-max-transfers", type=int, help="Concurrent TFTP transfers (500).")
+@click.option("--tftp-per-source", type=int, help="Concurrent TFTP transfers per address (64).")
 @click.option("--interface", help="Advertise this interface's IPv4 address to clients.")
 @click.option("--advertise", help="Advertise exactly this address or host name.")
 @click.option("--boot-timeout", type=int, help="Seconds without a boot-file fetch (1800).")
@@ -162,9 +193,9 @@ def db_migrate(**kwargs: Any) -> None:
 
 
 def _register_subcommands() -> None:
-    from server import cli_registry
+    from server import cli_images, cli_registry
 
-    for command in cli_registry.COMMANDS:
+    for command in [*cli_registry.COMMANDS, cli_images.images, cli_images.templates]:
         main.add_command(command)
 
 

@@ -42,6 +42,9 @@ class Settings:
     http_port: int = 8080
     tftp_port: int = field(default_factory=_default_tftp_port)
     tftp_enabled: bool = True
+    tftp_max_blksize: int = 1468  # RFC 2348 allows more; Ethernet MTU 1500 - 32 does not
+    tftp_max_transfers: int = 500  # concurrent transfers in all
+    tftp_per_source: int = 64  # concurrent transfers from one address
     interface: str | None = None  # advertise this interface's IPv4 address
     advertise: str | None = None  # or exactly this address / host name
     boot_timeout: int = 30 * 60  # seconds without a boot-file fetch before an install fails

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, request
 
 from server import ratelimit
-from server.api import boot, clients, docs, errors, groups, installs, profiles
+from server.api import boot, clients, docs, errors, groups, installs, profiles, templates
 from server.config import Settings
 from server.errors import TooManyRequests
 from server.fleet import Fleet
@@ -43,6 +43,6 @@ def create_app(
             if wait > 0:
                 raise TooManyRequests(f"too many requests from {request.remote_addr}", wait)
 
-    for module in (boot, profiles, clients, groups, installs, docs):
+    for module in (boot, profiles, clients, groups, installs, templates, docs):
         app.register_blueprint(module.bp)
     return app

@@ -143,3 +143,83 @@ def test_cancelled_install_refuses_callbacks(
     assert client.post(f"/api/v1/clients/{registered}/cancel", headers=auth).status_code == 200
     assert client.post(booted + "/done").status_code == 409
     assert state(client, auth, registered) == "idle"
+
+
+def test_install_urls_stay_short(booted: str) -> None:
+    """Windows limits a RunSynchronous command to 259 characters; the URL must leave room."""
+    token = booted.rsplit("/", 1)[1]
+    assert len(token) == 43 and token.replace("-", "").replace("_", "").isalnum()
+    assert len("http://198.18.0.1:8080" + booted) < 90
+
+
+def test_cloud_init_nocloud_names(
+    client: FlaskClient, auth: dict, registered: str, booted: str
+) -> None:
+    meta = client.get(booted + "/meta-data")
+    assert meta.status_code == 200
+    assert meta.text == "instance-id: bootfleet-install-1\nlocal-hostname: pc01\n"
+    assert state(client, auth, registered) == "booting"  # meta-data is not a sign of the installer
+    assert client.get(booted + "/user-data").status_code == 404  # same as /answer: no template here
+    assert client.post(booted + "/done").status_code == 200
+    assert client.get(booted + "/meta-data").status_code == 409
+
+
+def test_real_answer_template_through_the_whole_path(client: FlaskClient, auth: dict) -> None:
+    profile = {
+        "name": "deb",
+        "kernel": "debian/linux",
+        "initrd": ["debian/initrd.gz"],
+        "answer_template": "debian-preseed",
+        "variables": {"timezone": "Europe/Berlin"},
+    }
+    assert client.post("/api/v1/profiles", json=profile, headers=auth).status_code == 201
+    # the template needs root_password_hash: refused when assigned, naming the variable
+    r = client.post(
+        "/api/v1/clients", json={"mac": "52:54:00:00:0a:01", "profile": "deb"}, headers=auth
+    )
+    assert r.status_code == 400 and r.json["error"]["field"] == "variables.root_password_hash", (
+        r.text
+    )
+    body = {
+        "mac": "52:54:00:00:0a:01",
+        "hostname": "pc9",
+        "profile": "deb",
+        "variables": {"root_password_hash": "$6$salt$" + "a" * 86},
+    }
+    assert client.post("/api/v1/clients", json=body, headers=auth).status_code == 201, r.text
+    assert (
+        client.post("/api/v1/clients/52:54:00:00:0a:01/reinstall", headers=auth).status_code == 200
+    )
+    path = boot_installer(client, "52:54:00:00:0a:01")
+    r = client.get(path + "/answer")
+    assert r.status_code == 200, r.text
+    url = "http://198.18.0.1:8080" + path
+    assert url in r.text  # the template posts to "$U/progress", "$U/done", "$U/failed"
+    assert all(f"/{call}" in r.text for call in ("progress", "done", "failed"))
+    assert "Europe/Berlin" in r.text and "pc9" in r.text
+    assert state(client, auth, "52:54:00:00:0a:01") == "installing"
+    assert client.get(path + "/answer").status_code == 200  # fetched again by its own helper
+
+
+def test_bad_variable_is_refused_at_reinstall_time(
+    client: FlaskClient, auth: dict, fleet: Fleet
+) -> None:
+    profile = {
+        "name": "deb",
+        "kernel": "debian/linux",
+        "answer_template": "debian-preseed",
+        "variables": {"root_password_hash": "$6$salt$" + "a" * 86},
+    }
+    client.post("/api/v1/profiles", json=profile, headers=auth)
+    client.post(
+        "/api/v1/clients", json={"mac": "52:54:00:00:0b:01", "profile": "deb"}, headers=auth
+    )
+    # the profile changes after assignment: the reinstall request catches it
+    client.patch(
+        "/api/v1/profiles/deb", json={"variables": {"root_password_hash": "x\ny"}}, headers=auth
+    )
+    r = client.post("/api/v1/clients/52:54:00:00:0b:01/reinstall", headers=auth)
+    assert r.status_code == 400 and r.json["error"]["field"] == "variables.root_password_hash", (
+        r.text
+    )
+    assert state(client, auth, "52:54:00:00:0b:01") == "idle"
