@@ -193,10 +193,14 @@ def db_migrate(**kwargs: Any) -> None:
 
 
 def _register_subcommands() -> None:
-    from server import cli_images, cli_registry
+    from server import cli_backup, cli_images, cli_registry
 
     for command in [*cli_registry.COMMANDS, cli_images.images, cli_images.templates]:
         main.add_command(command)
+    for command in cli_backup.COMMANDS:
+        main.add_command(command)
+    for command in cli_backup.DB_COMMANDS:
+        db.add_command(command)
 
 
 _register_subcommands()
