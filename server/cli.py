@@ -64,8 +64,36 @@ def friendly(func: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bootfleet")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Bootfleet: network boot and one-shot reinstallation of client machines."""
+    ctx.obj = _shared_obj()
+
+
+def _shared_obj() -> dict[str, Any]:
+    """What the `images` and `templates` groups take from the main command: the images dir
+    and catalog from the settings, and which profiles boot an image (from the registry)."""
+    from server.catalog import Catalog
+    from server.registry import profiles
+
+    try:
+        settings = Settings.load()
+    except BootfleetError as exc:
+        raise click.ClickException(exc.message) from None
+
+    def in_use(image: str) -> list[str]:
+        fleet = Fleet.open(settings)
+        try:
+            with session_scope(fleet.engine) as s:
+                return profiles.using_image(s, image)
+        finally:
+            fleet.engine.dispose()
+
+    return {
+        "images_dir": settings.images,
+        "catalog": Catalog(settings.templates_dir),
+        "in_use": in_use,
+    }
 
 
 @main.command()
@@ -160,9 +188,9 @@ def db_migrate(**kwargs: Any) -> None:
 
 
 def _register_subcommands() -> None:
-    from server import cli_registry
+    from server import cli_images, cli_registry
 
-    for command in cli_registry.COMMANDS:
+    for command in [*cli_registry.COMMANDS, cli_images.images, cli_images.templates]:
         main.add_command(command)
 
 

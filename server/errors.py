@@ -54,6 +54,12 @@ class PayloadTooLarge(BootfleetError):
     status = 413
 
 
+class StartupError(BootfleetError):
+    """The service cannot start: a port is taken, an interface is missing, ..."""
+
+    code = "startup"
+
+
 class Unavailable(BootfleetError):
     """The registry cannot be reached or is locked; the caller should retry."""
 

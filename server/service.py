@@ -13,6 +13,7 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from server.api import create_app
 from server.config import Settings
+from server.errors import StartupError
 from server.fleet import Fleet
 from server.reaper import Reaper
 
@@ -33,14 +34,19 @@ def serve(settings: Settings) -> None:
     fleet = Fleet.open(settings)
     settings.images.mkdir(parents=True, exist_ok=True)
     app = create_app(fleet=fleet)
-    http: BaseWSGIServer | MultiSocketServer = waitress.create_server(
-        app,
-        host=settings.bind,
-        port=settings.http_port,
-        threads=settings.http_threads,
-        ident="bootfleet",
-        clear_untrusted_proxy_headers=True,
-    )
+    try:
+        http: BaseWSGIServer | MultiSocketServer = waitress.create_server(
+            app,
+            host=settings.bind,
+            port=settings.http_port,
+            threads=settings.http_threads,
+            ident="bootfleet",
+            clear_untrusted_proxy_headers=True,
+        )
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen for HTTP on {settings.bind}:{settings.http_port}: {exc.strerror}"
+        ) from None
     tftp = start_tftp(fleet)
     reaper = Reaper(fleet.engine, settings.reap_interval)
     reaper.start()

@@ -8,6 +8,7 @@ token out again inside the grace window without ever storing it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -30,7 +31,10 @@ def token_hash(token: str) -> str:
 
 
 def install_token(site_key: bytes, salt: str) -> str:
-    return hmac.new(site_key, f"install:{salt}".encode(), hashlib.sha256).hexdigest()
+    """256 bits as 43 URL-safe characters: install URLs must stay short, because Windows
+    limits one RunSynchronous command line to 259 characters."""
+    digest = hmac.new(site_key, f"install:{salt}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def load_site_key(data_dir: Path) -> bytes:

@@ -1,93 +1,101 @@
-"""The boot decision: local boot for most, the installer once for a pending reinstall."""
+from datetime import timedelta
 
-from __future__ import annotations
-
+import pytest
 from flask.testing import FlaskClient
 from sqlmodel import select
 
 from server.fleet import Fleet
-from server.models import Client, Discovered
+from server.models import Discovered, Event, Install
+from server.registry import clients, installs
 from server.registry.database import session_scope
+from tests.helpers import install_path
 
 
-def row(fleet: Fleet, mac: str) -> Client:
-    with session_scope(fleet.engine) as s:
-        found = s.exec(select(Client).where(Client.mac == mac)).one()
-        s.expunge(found)
-        return found
-
-
-def test_idle_client_boots_locally_and_is_seen(fleet: Fleet, registered: str) -> None:
-    spec = fleet.booter.resolve(registered.upper(), "x86_64", "192.0.2.7")
-    assert (spec.action, spec.mac, spec.reason) == (
-        "local",
-        registered,
-        "client is idle: local boot",
-    )
-    seen = row(fleet, registered)
-    assert (seen.last_ip, seen.last_arch, seen.state) == ("192.0.2.7", "x86_64", "idle")
-    assert seen.last_seen_at is not None
-    first = seen.last_seen_at
-    fleet.booter.resolve(registered, None, None)  # no arch, no peer: the old ones stay
-    again = row(fleet, registered)
-    assert (again.last_ip, again.last_arch) == ("192.0.2.7", "x86_64")
-    assert again.last_seen_at is not None and again.last_seen_at >= first
-    assert again.version == seen.version and again.updated_at == seen.updated_at
-    with session_scope(fleet.engine) as s:  # stored as the ORM stores it: SQLite's text form
-        stored = s.connection().exec_driver_sql(
-            "SELECT last_seen_at, created_at FROM client WHERE mac = ?", (registered,)
-        )
-        last_seen, created = stored.one()
-    assert len(last_seen) == len(created) and last_seen[10] == created[10] == " "
-
-
-def test_pending_client_gets_its_installer_once_then_grace(
-    fleet: Fleet, registered: str, client: FlaskClient, auth: dict[str, str]
-) -> None:
-    r = client.post(f"/api/v1/clients/{registered}/reinstall", headers=auth)
-    assert r.status_code == 200, r.text
-    spec = fleet.booter.resolve(registered, "x86_64", "192.0.2.7")
-    assert spec.action == "install"
-    assert row(fleet, registered).state == "booting"
-    assert fleet.booter.resolve(registered, "x86_64", "192.0.2.7").action == "install"  # grace
-    r = client.get(f"/ipxe?mac={registered}")
-    assert r.status_code == 200 and "kernel " in r.text, r.text
-
-
-def test_unregistered_and_malformed(fleet: Fleet) -> None:
-    spec = fleet.booter.resolve("52:54:00:aa:bb:cc", "x86_64", "192.0.2.9")
-    assert (spec.action, spec.reason) == ("local", "unregistered machine: local boot")
-    with session_scope(fleet.engine) as s:
-        assert s.get(Discovered, "52:54:00:aa:bb:cc") is not None
-    assert fleet.booter.resolve("nonsense", None, None).reason == "malformed MAC: local boot"
-    assert fleet.booter.resolve(None, None, None).reason == "no MAC in the request"
-
-
-def test_ipxe_route_answers_local_boot(client: FlaskClient, registered: str) -> None:
-    r = client.get(f"/ipxe?mac={registered}&arch=x86_64")
-    assert r.status_code == 200, r.text
-    assert r.text.startswith("#!ipxe") and "exit" in r.text
-
-
-def test_concurrent_sightings_are_all_committed(fleet: Fleet) -> None:
-    import threading
-
-    from server.registry import clients as registry_clients
-
-    macs = [f"52:54:00:00:01:{i:02x}" for i in range(24)]
+def request_reinstall(fleet: Fleet, mac: str) -> None:
     with session_scope(fleet.engine, write=True) as s:
-        registry_clients.import_csv(s, "\n".join(macs) + "\n", fleet.catalog)
+        installs.reinstall(s, clients.get(s, mac), fleet.policy, fleet.catalog, "test")
 
-    def boot(mac: str, n: int) -> None:
-        for _ in range(5):
-            assert fleet.booter.resolve(mac, "x86_64", f"192.0.2.{n}").action == "local"
 
-    threads = [threading.Thread(target=boot, args=(m, i)) for i, m in enumerate(macs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for i, mac in enumerate(macs):
-        seen = row(fleet, mac)
-        assert (seen.last_ip, seen.last_arch) == (f"192.0.2.{i}", "x86_64")
-        assert seen.last_seen_at is not None
+def test_pending_client_gets_its_installer_and_moves_to_booting(
+    fleet: Fleet, registered: str
+) -> None:
+    request_reinstall(fleet, registered)
+    spec = fleet.booter.resolve(registered.upper().replace(":", "-"), "x86_64", "198.18.0.50")
+    assert spec.action == "install"
+    assert spec.mac == registered and spec.hostname == "pc01"
+    assert spec.kernel and spec.kernel.path == "debian/linux"
+    assert spec.kernel.url == "http://198.18.0.1:8080/images/debian/linux"
+    assert "hostname=pc01" in spec.cmdline  # the profile's command line, rendered
+    assert spec.install_url and f"bootfleet.install={spec.install_url}" in spec.cmdline
+    with session_scope(fleet.engine) as s:
+        c = clients.get(s, registered)
+        assert c.state == "booting"
+        assert (c.last_ip, c.last_arch) == ("198.18.0.50", "x86_64")
+        kinds = [e.kind for e in s.exec(select(Event).where(Event.mac == registered))]
+        assert "boot" in kinds
+
+
+def test_reread_inside_grace_window_gets_the_same_installer(fleet: Fleet, registered: str) -> None:
+    request_reinstall(fleet, registered)
+    first = fleet.booter.resolve(registered, None, "198.18.0.50")
+    second = fleet.booter.resolve(registered, None, "198.18.0.50")
+    assert first.action == second.action == "install"
+    assert first.cmdline == second.cmdline  # the same one-time token, derived again
+
+
+def test_reread_after_grace_window_boots_from_disk(fleet: Fleet, registered: str) -> None:
+    request_reinstall(fleet, registered)
+    assert fleet.booter.resolve(registered, None, None).action == "install"
+    with session_scope(fleet.engine, write=True) as s:
+        inst = installs.current(s, clients.get(s, registered))
+        assert inst and inst.booted_at
+        inst.booted_at -= timedelta(seconds=fleet.policy.grace_seconds + 1)
+        s.add(inst)
+    spec = fleet.booter.resolve(registered, None, None)
+    assert spec.action == "local" and "booting" in spec.reason
+
+
+@pytest.mark.parametrize("state", ["idle"])
+def test_client_without_request_boots_from_disk(fleet: Fleet, registered: str, state: str) -> None:
+    spec = fleet.booter.resolve(registered, None, None)
+    assert spec.action == "local" and state in spec.reason
+
+
+def test_unknown_mac_boots_from_disk_and_is_recorded(fleet: Fleet) -> None:
+    for _ in range(2):
+        spec = fleet.booter.resolve("52:54:00:99:99:99", "i386", "198.18.0.77")
+        assert spec.action == "local"
+    with session_scope(fleet.engine) as s:
+        seen = s.get(Discovered, "52:54:00:99:99:99")
+        assert seen and seen.boots == 2 and seen.last_ip == "198.18.0.77"
+        assert s.exec(select(Install)).first() is None
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "zz:zz", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01", None, "x" * 5000]
+)
+def test_malformed_mac_boots_from_disk(fleet: Fleet, bad: str | None) -> None:
+    assert fleet.booter.resolve(bad, None, None).action == "local"
+
+
+def test_finished_install_boots_from_disk(
+    client: FlaskClient, auth: dict, registered: str, fleet: Fleet
+) -> None:
+    client.post(f"/api/v1/clients/{registered}/reinstall", headers=auth)
+    spec = fleet.booter.resolve(registered, None, None)
+    path = install_path(spec.cmdline)
+    assert client.post(path + "/done", json={}).status_code == 200
+    again = fleet.booter.resolve(registered, None, None)
+    assert again.action == "local" and "installed" in again.reason
+
+
+def test_variables_cannot_override_fixed_context(fleet: Fleet, registered: str) -> None:
+    """A variable named like a fixed name (install_url) cannot redirect the callbacks."""
+    with session_scope(fleet.engine, write=True) as s:
+        c = clients.get(s, registered)
+        c.variables = {"install_url": "http://evil.example/", "mac": "x"}
+        s.add(c)
+    request_reinstall(fleet, registered)
+    spec = fleet.booter.resolve(registered, None, None)
+    assert spec.install_url and spec.install_url.startswith("http://198.18.0.1:8080/")
+    assert "evil" not in spec.cmdline

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from server.api import boot, clients, docs, errors, groups, installs, profiles
+from server.api import boot, clients, docs, errors, groups, installs, profiles, templates
 from server.config import Settings
 from server.fleet import Fleet
 
@@ -30,6 +30,6 @@ def create_app(
     app.config["BOOTFLEET_CATALOG"] = fleet.catalog
     app.config["BOOTFLEET_IMAGES_DIR"] = fleet.settings.images
     errors.init_app(app)
-    for module in (boot, profiles, clients, groups, installs, docs):
+    for module in (boot, profiles, clients, groups, installs, templates, docs):
         app.register_blueprint(module.bp)
     return app

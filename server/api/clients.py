@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response, request
 
 from server.api.auth import admin_blueprint
@@ -26,13 +28,16 @@ from server.registry.database import session_scope
 
 bp = admin_blueprint("clients", __name__)
 
-LIST_QUERY = {
-    "state": ("string", f"one of {', '.join(STATES)}"),
+LIST_QUERY: dict[str, tuple[str | dict[str, Any], str]] = {
+    "state": ({"type": "string", "enum": ["", *STATES]}, f"one of {', '.join(STATES)}"),
     "profile": ("string", "profile name"),
     "group": ("string", "group name"),
-    "q": ("string", "part of a MAC or host name"),
-    "after": ("integer", "cursor: the `next` of the previous page"),
-    "limit": ("integer", "page size, 1-1000 (default 100)"),
+    "q": ({"type": "string", "maxLength": 64}, "part of a MAC or host name"),
+    "after": (
+        {"type": "integer", "minimum": 0, "maximum": 2**62},
+        "cursor: the `next` of the previous page",
+    ),
+    "limit": ({"type": "integer", "minimum": 1, "maximum": 1000}, "page size (default 100)"),
 }
 
 
@@ -117,7 +122,11 @@ def cancel(mac: str) -> Response:
 
 
 @bp.get("/clients/<mac>/events")
-@doc("A client's events, newest first", response=EventList, query={"limit": ("integer", "1-1000")})
+@doc(
+    "A client's events, newest first",
+    response=EventList,
+    query={"limit": ({"type": "integer", "minimum": 1, "maximum": 1000}, "1-1000")},
+)
 def client_events(mac: str) -> Response:
     limit = query_int("limit", 200, 1, 1000)
     with session_scope(fleet().engine) as s:

@@ -17,6 +17,7 @@ def peer() -> str | None:
     return request.remote_addr
 
 
-def out(model: BaseModel, status: int = 200) -> Response:
+def out(model: BaseModel, status: int = 200, *, exclude_unset: bool = False) -> Response:
     """A model as a JSON response (datetimes as ISO 8601 UTC)."""
-    return Response(model.model_dump_json(), status=status, mimetype="application/json")
+    body = model.model_dump_json(exclude_unset=exclude_unset)
+    return Response(body, status=status, mimetype="application/json")

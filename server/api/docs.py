@@ -18,6 +18,7 @@ from pydantic.json_schema import models_json_schema
 
 import server
 from server.api.schemas import ErrorBody
+from server.models import NAME_RE
 
 F = TypeVar("F", bound=Callable[..., Any])
 bp = Blueprint("docs", __name__, url_prefix="/api/v1")
@@ -41,7 +42,8 @@ class Doc:
     content_type: str = "application/json"
     status: int = 200
     auth: str | None = "admin"  # "admin", "install" or None
-    query: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (type, text)
+    # name -> (type or JSON schema, text)
+    query: dict[str, tuple[str | dict[str, Any], str]] = field(default_factory=dict)
     errors: tuple[int, ...] = (400, 401, 404, 409, 413, 503)
 
 
@@ -53,10 +55,20 @@ def doc(summary: str, **kwargs: Any) -> Callable[[F], F]:
     return wrap
 
 
+# What a path parameter of this name must look like (the API answers 400 otherwise).
+PATH_PATTERNS = {
+    "mac": r"^(?:[0-9a-fA-F]{2}([:-]?)(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}"
+    r"|[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4})$",
+    "name": NAME_RE.pattern,
+}
+
+
 def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     params = []
     for conv, name in re.findall(r"<(?:(\w+):)?(\w+)>", rule):
-        schema = {"type": "integer"} if conv == "int" else {"type": "string"}
+        schema: dict[str, Any] = {"type": "integer"} if conv == "int" else {"type": "string"}
+        if name in PATH_PATTERNS and conv != "int":
+            schema["pattern"] = PATH_PATTERNS[name]
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule), params
 
@@ -90,7 +102,14 @@ def build_spec() -> dict[str, Any]:
     for path, method, meta, params in ops:
         op: dict[str, Any] = {"summary": meta.summary, "operationId": f"{method}_{path}"}
         op["parameters"] = params + [
-            {"name": n, "in": "query", "required": False, "schema": {"type": t}, "description": d}
+            {
+                "name": n,
+                "in": "query",
+                "required": False,
+                "schema": t if isinstance(t, dict) else {"type": t},
+                "description": d,
+                "allowEmptyValue": True,  # `?limit=` means the default, as an HTML form sends it
+            }
             for n, (t, d) in meta.query.items()
         ]
         if meta.body is not None:
@@ -107,7 +126,10 @@ def build_spec() -> dict[str, Any]:
             content = {meta.content_type: {"schema": ref(meta.response, "serialization")}}
         else:
             content = {meta.content_type: {"schema": {"type": "string"}}}
-        responses: dict[str, Any] = {str(meta.status): {"description": "OK", "content": content}}
+        ok: dict[str, Any] = {"description": "OK", "content": content}
+        if meta.status == 204:  # no body, so no content type either
+            ok = {"description": "Done; no body"}
+        responses: dict[str, Any] = {str(meta.status): ok}
         for status in meta.errors:
             if status == 401 and meta.auth is None:
                 continue

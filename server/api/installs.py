@@ -21,6 +21,7 @@ bp = Blueprint("installs", __name__, url_prefix="/api/v1/installs")
 
 
 @bp.get("/<token>/answer")
+@bp.get("/<token>/user-data")  # the same file, under the name cloud-init's NoCloud source asks
 @doc(
     "The install's rendered answer file (moves booting to installing)",
     auth="install",
@@ -29,16 +30,31 @@ bp = Blueprint("installs", __name__, url_prefix="/api/v1/installs")
 def answer(token: str) -> Response:
     f = fleet()
     with session_scope(f.engine, write=True) as s:
-        install, client = installs.answer_fetched(s, token, f.policy, peer())
+        install, client = installs.by_token(s, token)
+        installs.require_active(install, client)
         name = install.profile_snapshot.get("answer_template")
         if not name:
             raise NotFound(f"profile {install.profile_snapshot.get('profile')} has no answer file")
+        install, client = installs.answer_fetched(s, token, f.policy, peer())
         try:
             text = f.renderer.render_answer(name, f.booter.context(client, install))
         except jinja2.TemplateError as exc:
             log.error("answer file %s for %s does not render: %s", name, client.mac, exc)
             raise Conflict(f"answer file {name} cannot be rendered: {exc}") from None
     return Response(text, mimetype="text/plain")
+
+
+@bp.get("/<token>/meta-data")
+@doc("cloud-init NoCloud meta-data for this install", auth="install", content_type="text/plain")
+def meta_data(token: str) -> Response:
+    with session_scope(fleet().engine) as s:
+        install, client = installs.by_token(s, token)
+        installs.require_active(install, client)
+        hostname = fleet().booter.context(client, install)["hostname"]
+    return Response(
+        f"instance-id: bootfleet-install-{install.id}\nlocal-hostname: {hostname}\n",
+        mimetype="text/plain",
+    )
 
 
 @bp.post("/<token>/progress")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import SQLModel
 
 from server.models import (
@@ -85,3 +87,24 @@ class DiscoveredList(SQLModel):
 
 class TokenList(SQLModel):
     items: list[AdminTokenPublic]
+
+
+class VariableInfo(SQLModel):
+    name: str
+    type: str
+    required: bool
+    default: Any = None
+    description: str
+    items: str | None = None
+    choices: list[str] | None = None
+
+
+class TemplateInfo(SQLModel):
+    name: str
+    description: str
+    os: str
+    variables: list[VariableInfo]
+
+
+class TemplateList(SQLModel):
+    items: list[TemplateInfo]

@@ -133,7 +133,7 @@ def by_token(session: Session, token: str) -> tuple[Install, Client]:
     return install, client
 
 
-def _active(install: Install, client: Client) -> None:
+def require_active(install: Install, client: Client) -> None:
     if install.state not in ("booting", "installing") or client.state not in (
         "booting",
         "installing",
@@ -160,7 +160,7 @@ def answer_fetched(
     session: Session, token: str, policy: Policy, source: str | None
 ) -> tuple[Install, Client]:
     install, client = by_token(session, token)
-    _active(install, client)
+    require_active(install, client)
     _start(session, client, install, policy, source, "answer file fetched")
     return install, client
 
@@ -169,7 +169,7 @@ def progress(
     session: Session, token: str, percent: int, message: str, policy: Policy, source: str | None
 ) -> Install:
     install, client = by_token(session, token)
-    _active(install, client)
+    require_active(install, client)
     _start(session, client, install, policy, source, f"installer reported {percent}%")
     install.progress = percent
     install.message = message
@@ -183,7 +183,7 @@ def done(session: Session, token: str, message: str, source: str | None) -> Inst
     install, client = by_token(session, token)
     late = install.state == "failed" and install.result == "deadline" and client.state == "failed"
     if not late:
-        _active(install, client)
+        require_active(install, client)
         target(Action.DONE, client.state)
     compare_and_set(session, client, State.INSTALLED)
     install.progress = 100
@@ -196,7 +196,7 @@ def done(session: Session, token: str, message: str, source: str | None) -> Inst
 
 def failed(session: Session, token: str, log: str, message: str, source: str | None) -> Install:
     install, client = by_token(session, token)
-    _active(install, client)
+    require_active(install, client)
     compare_and_set(session, client, target(Action.FAILED, client.state))
     install.failure_log = _cap_log(log)
     install.message = message or "installer reported failure"
