@@ -87,14 +87,24 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "notes": [],
     }
-    with_tftp = peers.bootfleet_has_tftp() and not args.no_bootfleet_tftp
+    tftp_mode = "" if args.no_bootfleet_tftp else peers.bootfleet_tftp_mode()
+    with_tftp = bool(tftp_mode)
     if not with_tftp:
         r["notes"].append("Bootfleet TFTP not measured: server/tftp is not on this branch yet.")
+    elif tftp_mode == "service":
+        r["notes"].append(
+            "Bootfleet TFTP ran as server.tftp.server.TftpService in its own process "
+            "(bench/ours_tftp.py): `bootfleet serve` did not wire TFTP on this branch yet."
+        )
     running: list[peers.Server] = []
     try:
         print("starting servers on 127.0.0.1 ...", flush=True)
-        ours = peers.bootfleet(root, work, tftp=with_tftp)
-        running.append(ours)
+        http_ours = peers.bootfleet(root, work, tftp=tftp_mode == "serve")
+        running.append(http_ours)
+        ours = http_ours
+        if tftp_mode == "service":
+            ours = peers.bootfleet_tftp_alone(root, work)
+            running.append(ours)
         tftp_servers = [peers.tftpd_hpa(root, work), peers.dnsmasq(root, work)]
         running += tftp_servers
         stock = peers.stock_tftpy(root, work)
@@ -111,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             return False
 
         if step("registry"):
-            r["registry"] = reg = registry.run(data_dir, ours.http_port or 0, work, clients)
+            r["registry"] = reg = registry.run(data_dir, http_ours.http_port or 0, work, clients)
             reg.pop("token", None)
         if step("ipxe"):
-            r["ipxe"] = suite.ipxe_http(ours, nginx, root, clients, work, http_seconds)
+            r["ipxe"] = suite.ipxe_http(http_ours, nginx, root, clients, work, http_seconds)
         if step("config") and with_tftp:
             r["tftp_config"] = config_section(ours, tftp_servers, root, clients, args.quick)
         if step("single"):
@@ -125,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             w_servers = ([ours] if with_tftp else []) + tftp_servers
             r["window"] = suite.window(w_servers, (1, 4, 16, 64), repeat, sums)
         if step("download"):
-            r["download"] = suite.big_download(ours)
+            r["download"] = suite.big_download(http_ours)
             r["big"] = suite.BIG
     finally:
         for s in reversed(running):
