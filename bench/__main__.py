@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import peers, registry, report, suite
+from bench import peers, profile, registry, report, suite, tftpc
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("registry", "ipxe", "config", "single", "storm", "window", "download")
@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     ap.add_argument("--no-bootfleet-tftp", action="store_true", help="peers only for TFTP")
+    ap.add_argument(
+        "--no-profile", action="store_true", help="skip the py-spy runs (extra, not timed)"
+    )
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     repeat = 1 if args.quick else args.repeat
@@ -134,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         if step("window"):
             w_servers = ([ours] if with_tftp else []) + tftp_servers
             r["window"] = suite.window(w_servers, (1, 4, 16, 64), repeat, sums)
+        if not args.no_profile and profile.py_spy() is not None:
+            print(f"[{time.strftime('%H:%M:%S')}] profiles (extra runs, not timed) ...")
+            r["profiles"] = profiles(http_ours, ours if with_tftp else None, work, sums, clients)
         if step("download"):
             r["download"] = suite.big_download(http_ours)
             r["big"] = suite.BIG
@@ -158,7 +164,6 @@ def config_section(
     ours: peers.Server, peer_list: list[peers.Server], root: Path, clients: int, quick: bool
 ) -> dict[str, dict[str, float]]:
     """Per-MAC pxelinux config from Bootfleet; a static file of that size from the peers."""
-    from bench import tftpc
 
     def name_for(i: int) -> str:
         return "pxelinux.cfg/01-" + registry.mac((i * 7) % clients).replace(":", "-")
@@ -175,6 +180,29 @@ def config_section(
     servers = [("bootfleet", ours, name_for)]
     servers += [(f"{p.name} static", p, lambda _i: "pxelinux.cfg/same-size") for p in peer_list]
     return suite.tftp_config(servers, n, secs)
+
+
+def profiles(
+    http: peers.Server, tftp: peers.Server | None, work: Path, sums: dict[str, str], clients: int
+) -> dict[str, list[tuple[str, float, float]]]:
+    """Where Bootfleet's time goes in the storm and under /ipxe load (py-spy, busy samples)."""
+    out = {}
+    if tftp is not None:
+        raw = work / "storm.pyspy"
+        with profile.sampled(tftp.pid, 15, raw):
+            suite.storm_once(tftp, 500, sums)
+        out["500-client storm, TFTP process"] = profile.summarize(raw)
+    raw = work / "ipxe.pyspy"
+    script = work / "rotate-macs.lua"
+    with profile.sampled(http.pid, 6, raw, gil=True):
+        suite.httpload.wrk(
+            f"http://{peers.LOOPBACK}:{http.http_port}",
+            seconds=5,
+            connections=16,
+            script=script if script.exists() else None,
+        )
+    out["/ipxe under wrk, HTTP process, GIL holder only"] = profile.summarize(raw)
+    return out
 
 
 if __name__ == "__main__":
