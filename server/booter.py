@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from server.bootspec import BootSpec, ImageRef
-from server.errors import InvalidInput
+from server.errors import Conflict, InvalidInput
 from server.macaddr import normalize_mac
 from server.models import Client, Install, utcnow
 from server.registry import clients, events, installs
@@ -26,6 +26,7 @@ from server.render import Renderer
 
 log = logging.getLogger(__name__)
 
+RESOLVE_TRIES = 3
 _MAY_INSTALL = ("pending", "booting")
 
 
@@ -49,6 +50,18 @@ class Booter:
         except InvalidInput:
             return BootSpec.local(None, "malformed MAC: local boot")
         arch = arch[:32] if arch else None
+        # Two fetches at the same moment (firmware and a re-read, or two servers sharing a
+        # PostgreSQL registry) may both see `pending`; the loser's compare-and-set fails.
+        # Read again: the client is booting now, and the grace window gives it the same
+        # installer, so neither request errs and only one boot transition happens.
+        for _attempt in range(RESOLVE_TRIES - 1):
+            try:
+                return self._resolve(mac, arch, peer)
+            except Conflict:
+                log.info("boot of %s raced another request; reading it again", mac)
+        return self._resolve(mac, arch, peer)
+
+    def _resolve(self, mac: str, arch: str | None, peer: str | None) -> BootSpec:
         found = self.registry.lookup(mac)
         if found is not None and found[1] not in _MAY_INSTALL:
             # The common answer (idle, installed, failed, installing): local boot, decided on

@@ -42,12 +42,16 @@ class Settings:
     http_port: int = 8080
     tftp_port: int = field(default_factory=_default_tftp_port)
     tftp_enabled: bool = True
+    tftp_max_blksize: int = 1468  # RFC 2348 allows more; Ethernet MTU 1500 - 32 does not
+    tftp_max_transfers: int = 500  # concurrent transfers in all
+    tftp_per_source: int = 64  # concurrent transfers from one address
     interface: str | None = None  # advertise this interface's IPv4 address
     advertise: str | None = None  # or exactly this address / host name
     boot_timeout: int = 30 * 60  # seconds without a boot-file fetch before an install fails
     progress_timeout: int = 2 * 60 * 60  # seconds without progress before an install fails
     grace_seconds: int = 120  # re-reads of an installer config within this window: same answer
     reap_interval: float = 30.0
+    db_busy_timeout: int = 5000  # ms a SQLite write waits for a lock before answering 503
     http_threads: int = 16
     log_level: str = "INFO"
 

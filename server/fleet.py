@@ -35,7 +35,7 @@ class Fleet:
     @classmethod
     def open(cls, settings: Settings, *, engine: Engine | None = None) -> Fleet:
         """Open (and migrate) the registry and build the boot policy objects."""
-        engine = engine or make_engine(settings.db_url)
+        engine = engine or make_engine(settings.db_url, settings.db_busy_timeout)
         migrate(engine)
         address = advertised_address(settings.bind, settings.interface, settings.advertise)
         server_url = f"http://{url_host(address)}:{settings.http_port}"

@@ -16,6 +16,8 @@ from server.config import Settings
 from server.errors import StartupError
 from server.fleet import Fleet
 from server.reaper import Reaper
+from server.tftp.dynamic import make_dynamic
+from server.tftp.server import TftpService
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,11 @@ def serve(settings: Settings) -> None:
         raise StartupError(
             f"cannot listen for HTTP on {settings.bind}:{settings.http_port}: {exc.strerror}"
         ) from None
-    tftp = start_tftp(fleet)
+    try:
+        tftp = start_tftp(fleet)
+    except StartupError:
+        http.close()
+        raise
     reaper = Reaper(fleet.engine, settings.reap_interval)
     reaper.start()
 
@@ -74,13 +80,30 @@ def serve(settings: Settings) -> None:
         log.info("stopped")
 
 
-def start_tftp(fleet: Fleet):
-    """Start the TFTP service (when enabled) and hook its counters into /metrics."""
-    if not fleet.settings.tftp_enabled:
+def start_tftp(fleet: Fleet) -> TftpService | None:
+    """Start the TFTP service (when enabled): static files from the images directory, boot
+    configs through the same Booter and Renderer as HTTP; its counters join /metrics."""
+    s = fleet.settings
+    if not s.tftp_enabled:
         return None
-    from server.tftp.service import start_for_fleet
-
-    return start_for_fleet(fleet)
+    service = TftpService(
+        s.images,
+        make_dynamic(fleet.booter, fleet.renderer.render_boot),
+        host=s.bind,
+        port=s.tftp_port,
+        max_blksize=s.tftp_max_blksize,
+        max_transfers=s.tftp_max_transfers,
+        per_source_max=s.tftp_per_source,
+    )
+    try:
+        service.start()
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen for TFTP on {s.bind}:{s.tftp_port}: {exc.strerror}"
+            + (" (port 69 needs root or CAP_NET_BIND_SERVICE)" if s.tftp_port < 1024 else "")
+        ) from None
+    fleet.metrics_sources.append(service.stats.render_prometheus)
+    return service
 
 
 def announce(fleet: Fleet, tftp_port: int | None) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask
 
+from server import web
 from server.api import boot, clients, docs, errors, groups, installs, profiles, templates
 from server.config import Settings
 from server.fleet import Fleet
@@ -32,4 +33,5 @@ def create_app(
     errors.init_app(app)
     for module in (boot, profiles, clients, groups, installs, templates, docs):
         app.register_blueprint(module.bp)
+    app.register_blueprint(web.bp)  # the admin web UI under /ui/ (server/web/)
     return app

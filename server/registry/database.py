@@ -7,6 +7,7 @@ choice when several boot servers share one registry.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
@@ -28,8 +29,9 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for `url`; for SQLite, create the folder and set WAL + busy timeout."""
+def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
+    """Create an engine for `url`; for SQLite, create the folder and set WAL + busy timeout
+    (how long a write waits for another writer's lock before the request answers 503)."""
     if url.startswith("sqlite"):
         memory = url in {"sqlite://", "sqlite:///:memory:"}
         if not memory:
@@ -42,10 +44,10 @@ def make_engine(url: str) -> Engine:
         )
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
             **pool,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout_ms))
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that a
         # read-then-write transaction takes the write lock up front (BEGIN IMMEDIATE) when
         # asked to, and never fails half-way with "database is locked".
@@ -54,11 +56,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+def _sqlite_pragmas(busy_timeout_ms: int, dbapi_conn: object, _record: object) -> None:
     dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
     cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
     cur.close()
@@ -162,13 +164,12 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def current_version(engine: Engine) -> int:
+    # Ask the catalogue rather than catch the failed SELECT: PostgreSQL reports a missing
+    # table as ProgrammingError (not OperationalError) and aborts the transaction with it.
+    if not inspect(engine).has_table("meta"):
+        return 0
     with Session(engine) as session:
-        try:
-            row = session.exec(
-                select(models.Meta).where(models.Meta.key == "schema_version")
-            ).first()
-        except OperationalError:
-            return 0
+        row = session.exec(select(models.Meta).where(models.Meta.key == "schema_version")).first()
         return int(row.value) if row else 0
 
 

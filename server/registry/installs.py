@@ -50,6 +50,30 @@ def history(session: Session, client: Client, limit: int = 50) -> list[Install]:
     return list(session.exec(stmt))
 
 
+def in_progress(session: Session, limit: int = 50) -> list[tuple[Install, Client]]:
+    """Current installs that are pending, booting or installing, most recently active first."""
+    stmt = (
+        select(Install, Client)
+        .join(Client, col(Client.id) == col(Install.client_id))
+        .where(col(Install.state).in_(ACTIVE_INSTALL), col(Client.install_id) == col(Install.id))
+        .order_by(col(Install.updated_at).desc(), col(Install.id).desc())
+        .limit(limit)
+    )
+    return [(i, c) for i, c in session.exec(stmt).all()]
+
+
+def recent_failures(session: Session, limit: int = 10) -> list[tuple[Install, Client]]:
+    """The latest failed installs with their clients, newest first."""
+    stmt = (
+        select(Install, Client)
+        .join(Client, col(Client.id) == col(Install.client_id))
+        .where(Install.state == State.FAILED.value)
+        .order_by(col(Install.id).desc())
+        .limit(limit)
+    )
+    return [(i, c) for i, c in session.exec(stmt).all()]
+
+
 def reinstall(
     session: Session, client: Client, policy: Policy, catalog: Catalog, source: str | None
 ) -> Install:

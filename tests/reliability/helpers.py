@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
-INSTALL_URL = re.compile(r"/api/v1/installs/([0-9a-f]{64})")
+INSTALL_URL = re.compile(r"/api/v1/installs/([A-Za-z0-9_-]{43})")
 
 PROFILE = {
     "name": "debian12",

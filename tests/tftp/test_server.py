@@ -334,7 +334,8 @@ def test_metrics_after_transfers(service: TftpService, raw: Raw, root: Path) -> 
     raw.fetch("f511.bin")
     raw.rrq("nope.bin")
     raw.recv()
-    until(lambda: service.stats.active == 0)
+    # the ERROR packet leaves before its counter moves: wait for the counter, not the packet
+    until(lambda: service.stats.active == 0 and 'code="1"} 1' in service.stats.render_prometheus())
     text = service.stats.render_prometheus()
     assert "bootfleet_tftp_transfers_ok_total 1\n" in text
     assert 'bootfleet_tftp_errors_sent_total{code="1"} 1\n' in text
