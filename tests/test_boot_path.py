@@ -1,4 +1,4 @@
-"""The boot decision: local boot for most, the installer once for a pending reinstall."""
+"""The boot path's fast lane: local-boot decisions on a read, group-committed sightings."""
 
 from __future__ import annotations
 
