@@ -93,7 +93,7 @@ class EventLoop:
                     if key.data is None:
                         self._on_ready(now)
                     else:
-                        self._on_transfer(key.data, now)
+                        self._guarded(self._on_transfer, key.data, now)
                 self._expire(now)
         except Exception:
             log.exception("tftp event loop %s failed", self.name)
@@ -185,14 +185,27 @@ class EventLoop:
             if deadline != t.queued or t not in self._transfers:
                 continue  # superseded by an earlier deadline, or finished
             t.queued = float("inf")
-            if t.deadline > now:
-                self._arm(t)
-                continue
-            result = t.on_timeout(now)
-            if result is not None:
-                self._finish(t, result, now)
-            else:
-                self._arm(t)
+            self._guarded(self._on_timer, t, now)
+
+    def _on_timer(self, t: Transfer, now: float) -> None:
+        if t.deadline > now:
+            self._arm(t)
+            return
+        result = t.on_timeout(now)
+        if result is not None:
+            self._finish(t, result, now)
+        else:
+            self._arm(t)
+
+    def _guarded(self, handler: Callable[[Transfer, float], None], t: Transfer, now: float) -> None:
+        """Run a handler; a bug hit by one transfer ends that transfer, not the loop."""
+        try:
+            handler(t, now)
+        except Exception:
+            log.exception("tftp %s %s: internal error", t.peer[0], t.filename)
+            if t in self._transfers:
+                with contextlib.suppress(Exception):
+                    self._finish(t, "internal_error", now)
 
     def _finish(self, t: Transfer, result: str, now: float) -> None:
         if result in ("file_changed", "shutdown"):
