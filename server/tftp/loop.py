@@ -130,6 +130,9 @@ class EventLoop:
             # RFC 1350: the transfer runs from a fresh TID; replying from the address the
             # request arrived on keeps multi-homed clients and firewalls happy.
             sock.bind((req.local, 0))
+            if neg.windowsize > 1:  # RFC 7440: a whole window leaves at once
+                want = min(neg.windowsize * (neg.blksize + 64), 4 << 20)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, want)
         except OSError:
             sock.close()
             raise
