@@ -185,8 +185,10 @@ class TftpService:
             # RFC 1123 4.2.3.4: ignore requests sent to a broadcast address.
             self.stats.packet_ignored("broadcast")
             return
-        if len(buf) >= 2 and buf[0] == 0 and buf[1] == packets.ERROR:
-            self.stats.packet_ignored("stray_error")  # RFC 1350: never answer an ERROR
+        if len(buf) < 2 or buf[0] != 0 or buf[1] not in (packets.RRQ, packets.WRQ):
+            # Not a request: no TID to answer for, and an ERROR in reply to a few spoofed
+            # bytes would make us a reflector. RFC 1350: an ERROR is never answered anyway.
+            self.stats.packet_ignored("not_a_request")
             return
         if flags & socket.MSG_TRUNC:
             buf = buf[: packets.MAX_REQUEST + 1]  # parse_request refuses it as too long
