@@ -123,7 +123,8 @@ class TftpService:
         self._next_loop = itertools.count()
         for loop in self._loops:
             loop.start()
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="tftp-prepare")
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="tftp-files")
+        self._dynamic_pool = ThreadPoolExecutor(self._workers, thread_name_prefix="tftp-dynamic")
         self._stopping = False
         self._thread = threading.Thread(target=self._listen, name="tftp-listener", daemon=True)
         self._thread.start()
@@ -137,7 +138,8 @@ class TftpService:
         self._wake_w.send(b"\0")
         self._thread.join()
         self._thread = None
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in (self._pool, self._dynamic_pool):
+            pool.shutdown(wait=True, cancel_futures=True)
         for loop in self._loops:
             loop.stop()
         for sock in (self._listener, self._wake_r, self._wake_w):
@@ -221,7 +223,15 @@ class TftpService:
             # No code fits exactly; firmware retries on any error. RFC 1350 code 0 + message.
             self._reply(addr, local, packets.ERR_UNDEFINED, "server busy, try again")
             return
-        self._pool.submit(self._prepare, addr, local, pkt.filename, pkt.mode, dict(pkt.options))
+        # Boot configs wait on the resolver (a database); their own pool keeps a slow or hung
+        # resolver from holding up the boot loaders.
+        pool = self._pool
+        try:
+            if names.parse(paths.normalize(pkt.filename)) is not None:
+                pool = self._dynamic_pool
+        except (paths.Refused, names.NoSuchDynamicFile):
+            pass  # refused in _prepare, quickly, from the static pool
+        pool.submit(self._prepare, addr, local, pkt.filename, pkt.mode, dict(pkt.options))
 
     def _reply(self, addr: Peer, local: str, code: int, message: str) -> None:
         """ERROR from the listener, with the request's destination as source (IP_PKTINFO)."""
