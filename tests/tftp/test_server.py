@@ -374,3 +374,36 @@ def test_request_to_broadcast_address_is_ignored(make_service: ServiceFactory, r
         assert service.stats.started == 1
     finally:
         raw.close()
+
+
+def test_random_garbage_disturbs_nobody(make_service: ServiceFactory, root: Path) -> None:
+    """Seeded random datagrams at the listener and at a running transfer's TID."""
+    import random
+
+    service = make_service(timeout=30.0)
+    rng = random.Random(2347)
+    client, fuzz = Raw(service.port), Raw(service.port)
+    try:
+        client.rrq("x512.bin")
+        opcode, block, data, tid = client.recv()
+        out = bytearray(data)
+        for i in range(600):
+            size = rng.choice([0, 1, 2, 3, 4, 5, 20, 516, 1500])
+            prefix = bytes([0, rng.randrange(8)]) if i % 2 else b""
+            packet = (prefix + rng.randbytes(size))[: max(size, 0)]
+            fuzz.send(packet, tid if i % 3 == 0 else None)
+        while len(data) == 512:
+            client.send(ack(block), tid)
+            opcode, block, data, source = client.recv()
+            assert (opcode, source) == (3, tid)
+            out += data
+        client.send(ack(block), tid)
+        assert bytes(out) == (root / "x512.bin").read_bytes()
+        after = Raw(service.port)
+        try:
+            assert after.fetch("f511.bin") == (root / "f511.bin").read_bytes()
+        finally:
+            after.close()
+    finally:
+        client.close()
+        fuzz.close()
