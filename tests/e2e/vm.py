@@ -51,51 +51,48 @@ class VM:
 
     def command(self, serial: Path) -> list[str]:
         assert self.tap is not None
-        cmd = [
-            qemu_binary() or "qemu-system-x86_64",
-            "-name",
-            self.name,
-            "-accel",
-            "tcg",
-            "-machine",
-            "q35,graphics=off",  # graphics=off: SeaBIOS prints to the serial port
-            "-m",
-            str(self.memory_mb),
-            "-smp",
-            "1",
-            "-display",
-            "none",
-            "-vga",
-            "none",
-            "-nodefaults",
-            "-no-user-config",
-            "-serial",
-            f"file:{serial}",
-            "-netdev",
-            f"tap,id=n0,ifname={self.tap},script=no,downscript=no",
-            "-device",
-            f"virtio-net-pci,netdev=n0,mac={self.mac},romfile={NIC_ROM},bootindex=1",
-            "-drive",
-            f"file={self.disk},if=none,id=d0,format=raw",
-            "-device",
-            "virtio-blk-pci,drive=d0,bootindex=2",
+        nic = ",".join(
+            [
+                # disable-legacy=on: Debian 12's iPXE ROMs carry PCI ID 1af4:1041 (modern-only
+                # virtio-net); SeaBIOS runs no ROM on QEMU's default transitional 1af4:1000 NIC.
+                "virtio-net-pci,disable-legacy=on,netdev=n0",
+                f"mac={self.mac}",
+                # UEFI: no iPXE ROM, so OVMF's own PXE client (VirtioNetDxe + PXE base code) takes
+                # the first step, as a real UEFI machine's firmware would.
+                f"romfile={NIC_ROM if self.firmware == 'bios' else ''}",
+                "bootindex=1",  # network first, then the disk
+            ]
+        )
+        options = [
+            ("-name", self.name),
+            ("-accel", "tcg"),
+            ("-machine", "q35,graphics=off"),  # graphics=off: SeaBIOS talks on the serial port
+            ("-m", str(self.memory_mb)),
+            ("-smp", "1"),
+            ("-display", "none"),
+            ("-vga", "none"),
+            ("-serial", f"file:{serial}"),
+            ("-netdev", f"tap,id=n0,ifname={self.tap},script=no,downscript=no"),
+            ("-device", nic),
+            ("-drive", f"file={self.disk},if=none,id=d0,format=raw"),
+            ("-device", "virtio-blk-pci,drive=d0,bootindex=2"),
         ]
         if self.direct is not None:
             kernel, initrd, append = self.direct
-            cmd += ["-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
+            options += [("-kernel", str(kernel)), ("-initrd", str(initrd)), ("-append", append)]
         if self.firmware == "uefi":
             vars_copy = self.workdir / f"{self.name}-OVMF_VARS.fd"
             if not vars_copy.exists():
                 shutil.copyfile(OVMF_VARS, vars_copy)
-            cmd += [
-                "-drive",
-                f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
-                "-drive",
-                f"if=pflash,format=raw,unit=1,file={vars_copy}",
+            options += [
+                # No IPv6 PXE/HTTP boot: after the network loader exits (local boot), OVMF would
+                # spend over a minute on DHCPv6 before it reaches the disk.
+                ("-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no"),
+                ("-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
+                ("-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}"),
             ]
-        else:
-            cmd += ["-boot", "order=nc,strict=on"]
-        return cmd
+        cmd = [qemu_binary() or "qemu-system-x86_64", "-nodefaults", "-no-user-config"]
+        return cmd + [word for pair in options for word in pair]
 
     def power_on(self, direct: tuple[Path, Path, str] | None = None) -> VM:
         """Start the machine (again): a fresh serial log per boot, same disk and NVRAM."""
