@@ -14,8 +14,8 @@ class BootfleetError(Exception):
         self.message = message
 
 
-class InvalidInput(BootfleetError):
-    """A field of the input is malformed; `field` names it."""
+class InvalidInput(BootfleetError, ValueError):
+    """A field of the input is malformed; `field` names it, `detail` says what is wrong."""
 
     code = "invalid_input"
     status = 400
@@ -23,6 +23,7 @@ class InvalidInput(BootfleetError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+        self.detail = message
 
 
 class NotFound(BootfleetError):
@@ -53,8 +54,25 @@ class PayloadTooLarge(BootfleetError):
     status = 413
 
 
+class StartupError(BootfleetError):
+    """The service cannot start: a port is taken, an interface is missing, ..."""
+
+    code = "startup"
+
+
 class Unavailable(BootfleetError):
     """The registry cannot be reached or is locked; the caller should retry."""
 
     code = "unavailable"
     status = 503
+
+
+class TooManyRequests(BootfleetError):
+    """One source sent more requests than its rate limit allows; retry after `retry_after`."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

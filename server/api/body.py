@@ -1,0 +1,44 @@
+"""Read a request body into a model, or a 400 naming the field that is wrong."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from flask import request
+from pydantic import BaseModel, ValidationError
+
+from server.errors import InvalidInput
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M]) -> M:
+    raw = request.get_data(cache=False)  # MAX_CONTENT_LENGTH turns a huge body into 413
+    if not raw.strip():
+        raw = b"{}"
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "json_invalid":
+            field, message = "body", f"not valid JSON: {err['ctx'].get('error', '')}".strip()
+        elif err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "missing":
+            message = "required"
+        raise InvalidInput(field, message) from None
+
+
+def query_int(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(name, "must be a whole number") from None
+    if not low <= value <= high:
+        raise InvalidInput(name, f"must be between {low} and {high}")
+    return value

@@ -1,0 +1,95 @@
+"""What firmware and boot loaders fetch over HTTP: iPXE scripts and image files. No auth:
+PXE has none. Anything that goes wrong here answers with local boot, never an install."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, request
+from sqlalchemy import func
+from sqlmodel import select
+
+from server.api.context import fleet, peer
+from server.api.docs import doc
+from server.bootspec import BootSpec
+from server.errors import Unavailable
+from server.imagefiles import send_image
+from server.models import Client
+from server.registry.database import session_scope
+
+log = logging.getLogger(__name__)
+bp = Blueprint("boot", __name__)
+
+IPXE = "text/plain; charset=utf-8"
+
+
+@bp.get("/boot.ipxe")
+@doc(
+    "Static iPXE script that chains to this machine's own script",
+    auth=None,
+    content_type=IPXE,
+    errors=(),
+)
+def boot_ipxe() -> Response:
+    text = fleet().renderer.render_boot(BootSpec.local(None, "chain"), "ipxe")
+    return Response(text, mimetype="text/plain")
+
+
+@bp.get("/ipxe")
+@doc(
+    "This machine's iPXE script: its installer if a reinstall is pending, else local boot",
+    auth=None,
+    content_type=IPXE,
+    errors=(503,),
+    query={
+        "mac": ("string", "the machine's MAC (iPXE ${mac})"),
+        "arch": ("string", "iPXE ${buildarch}"),
+        "platform": ("string", "iPXE ${platform}"),
+    },
+)
+def ipxe_script() -> Response:
+    f = fleet()
+    mac = request.args.get("mac")
+    arch = request.args.get("arch") or None
+    try:
+        spec = f.booter.resolve(mac, arch, peer())
+    except Unavailable:
+        raise  # 503: the script's `|| exit` boots the disk
+    return Response(f.renderer.render_boot(spec, "ipxe"), mimetype="text/plain")
+
+
+@bp.get("/images/<path:relpath>")
+@doc(
+    "A file under the images directory (Range, ETag, Content-Length)",
+    auth=None,
+    content_type="application/octet-stream",
+    errors=(404,),
+)
+def image(relpath: str) -> Response:
+    return send_image(fleet().settings.images, relpath)
+
+
+@bp.get("/healthz")
+@doc("Liveness and registry reachability", auth=None, content_type="text/plain", errors=(503,))
+def healthz() -> Response:
+    with session_scope(fleet().engine) as s:
+        s.exec(select(func.count()).select_from(Client)).one()
+    return Response("ok\n", mimetype="text/plain")
+
+
+@bp.get("/metrics")
+@doc("Prometheus metrics", auth=None, content_type="text/plain", errors=(503,))
+def metrics() -> Response:
+    f = fleet()
+    lines = [
+        "# HELP bootfleet_clients Registered clients by lifecycle state.",
+        "# TYPE bootfleet_clients gauge",
+    ]
+    with session_scope(f.engine) as s:
+        rows = s.exec(select(Client.state, func.count()).group_by(Client.state)).all()
+    for state, count in sorted(rows):
+        lines.append(f'bootfleet_clients{{state="{state}"}} {count}')
+    text = "\n".join(lines) + "\n"
+    for source in f.metrics_sources:
+        text += source()
+    return Response(text, mimetype="text/plain; version=0.0.4")

@@ -1,0 +1,110 @@
+"""Response shapes that exist only on the wire (lists, pages, results)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import SQLModel
+
+from server.models import (
+    AdminTokenPublic,
+    ClientPublic,
+    EventPublic,
+    GroupPublic,
+    InstallPublic,
+    ProfilePublic,
+    UtcDatetime,
+)
+
+
+class ErrorDetail(SQLModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(SQLModel):
+    error: ErrorDetail
+
+
+class ClientPage(SQLModel):
+    items: list[ClientPublic]
+    total: int
+    next: int | None
+
+
+class ProfileList(SQLModel):
+    items: list[ProfilePublic]
+
+
+class GroupList(SQLModel):
+    items: list[GroupPublic]
+
+
+class EventList(SQLModel):
+    items: list[EventPublic]
+
+
+class InstallDetail(InstallPublic):
+    failure_log: str | None
+
+
+class InstallList(SQLModel):
+    items: list[InstallPublic]
+
+
+class ImportResult(SQLModel):
+    imported: int
+
+
+class Skipped(SQLModel):
+    mac: str
+    reason: str
+
+
+class GroupReinstall(SQLModel):
+    requested: list[str]
+    skipped: list[Skipped]
+
+
+class Accepted(SQLModel):
+    state: str
+    install: int
+
+
+class DiscoveredPublic(SQLModel):
+    mac: str
+    first_seen_at: UtcDatetime
+    last_seen_at: UtcDatetime
+    last_ip: str | None
+    last_arch: str | None
+    boots: int
+
+
+class DiscoveredList(SQLModel):
+    items: list[DiscoveredPublic]
+
+
+class TokenList(SQLModel):
+    items: list[AdminTokenPublic]
+
+
+class VariableInfo(SQLModel):
+    name: str
+    type: str
+    required: bool
+    default: Any = None
+    description: str
+    items: str | None = None
+    choices: list[str] | None = None
+
+
+class TemplateInfo(SQLModel):
+    name: str
+    description: str
+    os: str
+    variables: list[VariableInfo]
+
+
+class TemplateList(SQLModel):
+    items: list[TemplateInfo]

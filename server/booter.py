@@ -1,0 +1,141 @@
+"""Booter: the one place boot policy lives. resolve(mac, arch, peer) -> BootSpec.
+
+A registered client with a pending reinstall gets its installer (and moves to booting); a
+re-read inside the grace window gets the same installer again, because GRUB and UEFI
+firmware read a config more than once. Everyone else - idle, installed, failed, unknown, or a
+malformed MAC - boots from its own disk. No answer is ever "install" by default.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from server.bootspec import BootSpec, ImageRef
+from server.errors import Conflict, InvalidInput
+from server.macaddr import normalize_mac
+from server.models import Client, Install, utcnow
+from server.registry import clients, events, installs
+from server.registry.database import session_scope
+from server.registry.installs import Policy
+from server.registry.seen import BootRegistry
+from server.render import Renderer
+
+log = logging.getLogger(__name__)
+
+RESOLVE_TRIES = 3
+_MAY_INSTALL = ("pending", "booting")
+
+
+class Booter:
+    def __init__(self, engine: Engine, policy: Policy, renderer: Renderer) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.renderer = renderer
+        self.registry = BootRegistry(engine)
+
+    @property
+    def server_url(self) -> str:
+        return self.renderer.server_url
+
+    def resolve(self, mac: str | None, arch: str | None, peer: str | None) -> BootSpec:
+        """Decide what `mac` boots now; a served installer is a lifecycle transition."""
+        if mac is None:
+            return BootSpec.local(None, "no MAC in the request")
+        try:
+            mac = normalize_mac(mac)
+        except InvalidInput:
+            return BootSpec.local(None, "malformed MAC: local boot")
+        arch = arch[:32] if arch else None
+        # Two fetches at the same moment (firmware and a re-read, or two servers sharing a
+        # PostgreSQL registry) may both see `pending`; the loser's compare-and-set fails.
+        # Read again: the client is booting now, and the grace window gives it the same
+        # installer, so neither request errs and only one boot transition happens.
+        for _attempt in range(RESOLVE_TRIES - 1):
+            try:
+                return self._resolve(mac, arch, peer)
+            except Conflict:
+                log.info("boot of %s raced another request; reading it again", mac)
+        return self._resolve(mac, arch, peer)
+
+    def _resolve(self, mac: str, arch: str | None, peer: str | None) -> BootSpec:
+        found = self.registry.lookup(mac)
+        if found is not None and found[1] not in _MAY_INSTALL:
+            # The common answer (idle, installed, failed, installing): local boot, decided on
+            # a read, and the sighting group-committed with other machines' (it only touches
+            # the last_* columns, so it commutes with any concurrent change of state).
+            self.registry.seen(found[0], peer, arch, utcnow())
+            return BootSpec.local(mac, f"client is {found[1]}: local boot")
+        # Unregistered, or an install may be due: the ORM path decides (afresh, in its own
+        # transaction) and records what it did.
+        with session_scope(self.engine, write=True) as session:
+            client = clients.find(session, mac)
+            if client is None:
+                events.seen_unregistered(session, mac, peer, arch)
+                return BootSpec.local(mac, "unregistered machine: local boot")
+            client.last_ip = peer or client.last_ip
+            client.last_arch = arch or client.last_arch
+            client.last_seen_at = utcnow()
+            session.add(client)
+            install = installs.current(session, client)
+            if client.state == "pending" and install is not None:
+                installs.boot_served(session, client, install, self.policy, peer, "boot config")
+                log.info(
+                    "installer boot config for %s (%s) served to %s", mac, client.hostname, peer
+                )
+                return self.installer_spec(session, client, install)
+            if (
+                client.state == "booting"
+                and install
+                and installs.within_grace(install, self.policy)
+            ):
+                installs.touch_boot(session, install, self.policy)
+                return self.installer_spec(session, client, install)
+            return BootSpec.local(mac, f"client is {client.state}: local boot")
+
+    def install_url(self, install: Install) -> str:
+        return f"{self.server_url}/api/v1/installs/{self.policy.token(install)}"
+
+    def context(self, client: Client, install: Install) -> dict[str, Any]:
+        """What templates (command line, answer file) see: the install's variables first,
+        then the fixed names, which a variable cannot override."""
+        snap = install.profile_snapshot
+        context: dict[str, Any] = dict(snap.get("variables") or {})
+        context.update(
+            install_url=self.install_url(install),
+            server_url=self.server_url,
+            images_url=f"{self.server_url}/images",
+            mac=client.mac,
+            hostname=snap.get("hostname") or client.hostname or default_hostname(client.mac),
+            profile=snap.get("profile"),
+            arch=client.last_arch,
+        )
+        return context
+
+    def installer_spec(self, session: Session, client: Client, install: Install) -> BootSpec:
+        snap = install.profile_snapshot
+        context = self.context(client, install)
+        cmdline = self.renderer.render_cmdline(snap.get("cmdline") or "", context)
+        cmdline = f"{cmdline} bootfleet.install={context['install_url']}".strip()
+        return BootSpec(
+            action="install",
+            mac=client.mac,
+            hostname=context["hostname"],
+            kernel=self.image(snap["kernel"]),
+            initrds=tuple(self.image(i) for i in snap.get("initrd") or ()),
+            cmdline=cmdline,
+            install_url=context["install_url"],
+            reason=f"install {install.id} of profile {snap.get('profile')}",
+        )
+
+    def image(self, ref: str) -> ImageRef:
+        if ref.startswith(("http://", "https://")):
+            return ImageRef(url=ref)
+        return ImageRef(url=f"{self.server_url}/images/{ref}", path=ref)
+
+
+def default_hostname(mac: str) -> str:
+    return "client-" + mac.replace(":", "")

@@ -1,0 +1,122 @@
+"""Settings: embedded defaults, then BOOTFLEET_* environment variables, then command-line flags.
+
+Every setting has one name. The environment variable is BOOTFLEET_<NAME upper-cased>, the flag
+is --<name with dashes>. `Settings.load(env, overrides)` applies the three layers in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from server.errors import InvalidInput
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Running from a checkout (the usual case, `pip install -e .`): templates sit beside server/.
+DEFAULT_TEMPLATES_DIR = PACKAGE_DIR.parent / "pxe_templates"
+
+
+def _default_data_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/bootfleet")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "bootfleet"
+
+
+def _default_tftp_port() -> int:
+    # Port 69 needs root (or CAP_NET_BIND_SERVICE); an unprivileged demo falls back to 6969.
+    return 69 if os.geteuid() == 0 else 6969
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=_default_data_dir)
+    images_dir: Path | None = None  # None: <data_dir>/images
+    templates_dir: Path = DEFAULT_TEMPLATES_DIR
+    database_url: str | None = None  # None: sqlite:///<data_dir>/bootfleet.db
+    bind: str = "0.0.0.0"
+    http_port: int = 8080
+    tftp_port: int = field(default_factory=_default_tftp_port)
+    tftp_enabled: bool = True
+    tftp_max_blksize: int = 1468  # RFC 2348 allows more; Ethernet MTU 1500 - 32 does not
+    tftp_max_transfers: int = 500  # concurrent transfers in all
+    tftp_per_source: int = 64  # concurrent transfers from one address
+    interface: str | None = None  # advertise this interface's IPv4 address
+    advertise: str | None = None  # or exactly this address / host name
+    boot_timeout: int = 30 * 60  # seconds without a boot-file fetch before an install fails
+    progress_timeout: int = 2 * 60 * 60  # seconds without progress before an install fails
+    grace_seconds: int = 120  # re-reads of an installer config within this window: same answer
+    reap_interval: float = 30.0
+    db_busy_timeout: int = 5000  # ms a SQLite write waits for a lock before answering 503
+    # Per source address, for boot scripts and installer callbacks (0 turns the limit off).
+    rate_limit: float = 10.0  # requests per second, sustained
+    rate_burst: int = 120  # requests at once
+    http_threads: int = 16
+    log_level: str = "INFO"
+
+    @property
+    def images(self) -> Path:
+        return self.images_dir if self.images_dir is not None else self.data_dir / "images"
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'bootfleet.db'}"
+
+    @classmethod
+    def load(
+        cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> Settings:
+        """Build settings from defaults, then `env` (BOOTFLEET_*), then `overrides` (flags).
+
+        Overrides whose value is None are ignored, so unset flags do not mask the environment.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"BOOTFLEET_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f.name, f.type, raw)
+        for name, value in (overrides or {}).items():
+            if value is None:
+                continue
+            if name not in {f.name for f in fields(cls)}:
+                raise InvalidInput(name, "unknown setting")
+            values[name] = _coerce(name, _field_type(cls, name), value)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _field_type(cls: type, name: str) -> Any:
+    return next(f.type for f in fields(cls) if f.name == name)
+
+
+def _coerce(name: str, typ: Any, value: Any) -> Any:
+    """Turn a string (or flag value) into the field's type, naming the setting on error."""
+    typ = str(typ)
+    if not isinstance(value, str):
+        return Path(value) if "Path" in typ and isinstance(value, os.PathLike) else value
+    try:
+        if "Path" in typ:
+            return Path(value).expanduser()
+        if typ.startswith("bool"):
+            lowered = value.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if typ.startswith("int"):
+            return int(value)
+        if typ.startswith("float"):
+            return float(value)
+    except ValueError:
+        raise InvalidInput(f"BOOTFLEET_{name.upper()}", f"bad value {value!r}") from None
+    return value

@@ -1,0 +1,56 @@
+"""Fleet: the objects one running Bootfleet shares between HTTP, TFTP and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from server.booter import Booter
+from server.catalog import Catalog
+from server.config import Settings
+from server.netinfo import advertised_address, url_host
+from server.registry.database import make_engine, migrate
+from server.registry.installs import Policy
+from server.render import Renderer
+from server.tokens import load_site_key
+
+
+@dataclass
+class Fleet:
+    settings: Settings
+    engine: Engine
+    catalog: Catalog
+    renderer: Renderer
+    booter: Booter
+    policy: Policy
+    # Extra Prometheus text for /metrics (the TFTP service adds its counters here).
+    metrics_sources: list[Callable[[], str]] = field(default_factory=list)
+
+    @property
+    def server_url(self) -> str:
+        return self.renderer.server_url
+
+    @classmethod
+    def open(cls, settings: Settings, *, engine: Engine | None = None) -> Fleet:
+        """Open (and migrate) the registry and build the boot policy objects."""
+        engine = engine or make_engine(settings.db_url, settings.db_busy_timeout)
+        migrate(engine)
+        address = advertised_address(settings.bind, settings.interface, settings.advertise)
+        server_url = f"http://{url_host(address)}:{settings.http_port}"
+        policy = Policy(
+            site_key=load_site_key(settings.data_dir),
+            boot_timeout=settings.boot_timeout,
+            progress_timeout=settings.progress_timeout,
+            grace_seconds=settings.grace_seconds,
+        )
+        renderer = Renderer(settings.templates_dir, server_url)
+        return cls(
+            settings=settings,
+            engine=engine,
+            catalog=Catalog(settings.templates_dir),
+            renderer=renderer,
+            booter=Booter(engine, policy, renderer),
+            policy=policy,
+        )

@@ -1,0 +1,340 @@
+"""Registry tables (SQLModel) and the API shapes built on them.
+
+The "several models" pattern: `*Create` is what the API accepts, `*Update` has every field
+optional and is applied with `model_dump(exclude_unset=True)`, `*Public` is what it returns.
+Validation lives here, on the types; the HTTP layer only moves data in and out.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, ConfigDict, PlainSerializer
+from sqlalchemy import JSON, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from server.errors import InvalidInput
+from server.macaddr import normalize_mac
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+FAILURE_LOG_MAX = 64 * 1024
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(
+            "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def check_hostname(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if len(value) > 253 or not all(HOSTNAME_LABEL_RE.match(p) for p in value.split(".")):
+        raise ValueError("not a valid host name (RFC 1123)")
+    return value.lower()
+
+
+def check_variables(value: dict[str, Any]) -> dict[str, Any]:
+    for key, item in value.items():
+        if not VARIABLE_RE.match(key):
+            raise ValueError(f"bad variable name {key!r}")
+        if not _json_scalar_or_list(item):
+            raise ValueError(f"variable {key!r}: use a string, number, boolean or list of those")
+    return value
+
+
+def _json_scalar_or_list(item: object) -> bool:
+    scalar = (str, int, float, bool, type(None))
+    if isinstance(item, scalar):
+        return True
+    return isinstance(item, list) and all(isinstance(x, scalar) for x in item)
+
+
+def _mac(value: str) -> str:
+    try:
+        return normalize_mac(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.detail) from None
+
+
+def _check_image_ref(value: str) -> str:
+    if not value or any(ord(c) < 32 for c in value):
+        raise ValueError("must be a path under the images directory or an http(s) URL")
+    if value.startswith(("http://", "https://")):
+        return value
+    parts = value.split("/")
+    if value.startswith("/") or any(p in {"", ".", ".."} for p in parts) or "\\" in value:
+        raise ValueError("must be a relative path under the images directory, without '..'")
+    return value
+
+
+def _check_cmdline(value: str) -> str:
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError("must be one line")
+    return value
+
+
+def _check_groups(value: list[str]) -> list[str]:
+    return sorted({check_name(v) for v in value})
+
+
+def _iso_utc(value: datetime) -> str:
+    if value.tzinfo is None:  # some databases hand back naive UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# Sent as ISO 8601 in UTC, with the Z that says so.
+UtcDatetime = Annotated[datetime, PlainSerializer(_iso_utc, return_type=str, when_used="json")]
+Mac = Annotated[str, AfterValidator(_mac)]
+Name = Annotated[str, AfterValidator(check_name)]
+Hostname = Annotated[str | None, AfterValidator(check_hostname)]
+Variables = Annotated[dict[str, Any], AfterValidator(check_variables)]
+ImagePath = Annotated[str, AfterValidator(_check_image_ref)]
+Cmdline = Annotated[str, AfterValidator(_check_cmdline)]
+GroupNames = Annotated[list[str], AfterValidator(_check_groups)]
+
+
+class Strict(SQLModel):
+    """Input shapes refuse unknown fields and do not coerce types silently."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)  # type: ignore[assignment]
+
+
+# --- profiles ---------------------------------------------------------------------------------
+
+
+class ProfileBase(SQLModel):
+    name: str = Field(index=True, unique=True, max_length=63)
+    kernel: str = Field(max_length=1024)
+    initrd: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    cmdline: str = Field(default="", max_length=4096)
+    answer_template: str | None = Field(default=None, max_length=63)
+    variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Profile(ProfileBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ProfileCreate(Strict):
+    name: Name
+    kernel: ImagePath
+    initrd: list[ImagePath] = []
+    cmdline: Cmdline = ""
+    answer_template: str | None = None
+    variables: Variables = {}
+
+
+class ProfileUpdate(Strict):
+    kernel: ImagePath | None = None
+    initrd: list[ImagePath] | None = None
+    cmdline: Cmdline | None = None
+    answer_template: str | None = None
+    variables: Variables | None = None
+
+
+class ProfilePublic(ProfileBase):
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+# --- groups -----------------------------------------------------------------------------------
+
+
+class ClientGroupLink(SQLModel, table=True):
+    client_id: int = Field(foreign_key="client.id", primary_key=True, ondelete="CASCADE")
+    group_id: int = Field(foreign_key="clientgroup.id", primary_key=True, ondelete="CASCADE")
+    __table_args__ = (Index("ix_link_group", "group_id"),)
+
+
+class GroupBase(SQLModel):
+    name: str = Field(index=True, unique=True, max_length=63)
+    description: str = Field(default="", max_length=1024)
+    variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ClientGroup(GroupBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class GroupCreate(Strict):
+    name: Name
+    description: str = ""
+    variables: Variables = {}
+
+
+class GroupUpdate(Strict):
+    description: str | None = None
+    variables: Variables | None = None
+
+
+class GroupPublic(GroupBase):
+    members: int = 0
+
+
+# --- clients and installs ---------------------------------------------------------------------
+
+
+class Client(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    mac: str = Field(index=True, unique=True, max_length=17)
+    hostname: str | None = Field(default=None, max_length=253, index=True)
+    profile_id: int | None = Field(default=None, foreign_key="profile.id", index=True)
+    variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    state: str = Field(default="idle", index=True, max_length=16)
+    version: int = Field(default=0)
+    install_id: int | None = Field(default=None)
+    last_ip: str | None = Field(default=None, max_length=45)
+    last_arch: str | None = Field(default=None, max_length=32)
+    last_seen_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ClientCreate(Strict):
+    mac: Mac
+    hostname: Hostname = None
+    profile: str | None = None
+    groups: GroupNames = []
+    variables: Variables = {}
+
+
+class ClientUpdate(Strict):
+    hostname: Hostname = None
+    profile: str | None = None
+    groups: GroupNames | None = None
+    variables: Variables | None = None
+
+
+class Install(SQLModel, table=True):
+    """One reinstall attempt. `token_hash` is sha256 of the one-time token; never the token."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(foreign_key="client.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    salt: str = Field(max_length=64)
+    state: str = Field(default="pending", index=True, max_length=16)
+    profile_snapshot: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    booted_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    deadline_at: datetime | None = Field(default=None, index=True)
+    progress: int = 0
+    message: str = Field(default="", max_length=1024)
+    failure_log: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    result: str | None = Field(default=None, max_length=32)
+
+
+class InstallPublic(SQLModel):
+    id: int
+    state: str
+    profile: str
+    progress: int
+    message: str
+    result: str | None
+    created_at: UtcDatetime
+    booted_at: UtcDatetime | None
+    updated_at: UtcDatetime
+    finished_at: UtcDatetime | None
+    deadline_at: UtcDatetime | None
+    has_log: bool
+
+
+class ClientPublic(SQLModel):
+    mac: str
+    hostname: str | None
+    profile: str | None
+    groups: list[str]
+    variables: dict[str, Any]
+    state: str
+    version: int
+    install: InstallPublic | None
+    last_ip: str | None
+    last_arch: str | None
+    last_seen_at: UtcDatetime | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class ProgressReport(Strict):
+    percent: int = Field(ge=0, le=100)
+    message: str = Field(default="", max_length=1024)
+
+
+class FailureReport(Strict):
+    log: str = ""
+    message: str = Field(default="", max_length=1024)
+
+
+class DoneReport(Strict):
+    message: str = Field(default="", max_length=1024)
+
+
+# --- events, discovered machines, admin tokens, schema ----------------------------------------
+
+
+class Event(SQLModel, table=True):
+    """Append-only log; keyed by MAC so it outlives a deleted client."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    mac: str = Field(index=True, max_length=17)
+    at: datetime = Field(default_factory=utcnow)
+    kind: str = Field(max_length=32)
+    detail: str = Field(default="", max_length=2048)
+    source: str | None = Field(default=None, max_length=64)
+
+
+class EventPublic(SQLModel):
+    at: UtcDatetime
+    kind: str
+    detail: str
+    source: str | None
+
+
+class Discovered(SQLModel, table=True):
+    """A MAC that network-booted without being registered (it got local boot)."""
+
+    mac: str = Field(primary_key=True, max_length=17)
+    first_seen_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    last_ip: str | None = Field(default=None, max_length=45)
+    last_arch: str | None = Field(default=None, max_length=32)
+    boots: int = 1
+
+
+class AdminToken(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=63)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    prefix: str = Field(max_length=8)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class AdminTokenPublic(SQLModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: UtcDatetime
+    revoked_at: UtcDatetime | None
+
+
+class Meta(SQLModel, table=True):
+    """Key/value facts about the database itself, such as the schema version."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=1024)

@@ -1,0 +1,116 @@
+"""Groups of clients: shared variables, and a handle to reinstall many machines at once."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from server.errors import Conflict, NotFound
+from server.models import (
+    Client,
+    ClientGroup,
+    ClientGroupLink,
+    GroupCreate,
+    GroupPublic,
+    GroupUpdate,
+)
+
+
+def get(session: Session, name: str) -> ClientGroup:
+    row = session.exec(select(ClientGroup).where(ClientGroup.name == name)).first()
+    if row is None:
+        raise NotFound(f"no group named {name!r}")
+    return row
+
+
+def list_all(session: Session) -> list[ClientGroup]:
+    return list(session.exec(select(ClientGroup).order_by(col(ClientGroup.name))))
+
+
+def create(session: Session, data: GroupCreate) -> ClientGroup:
+    if session.exec(select(ClientGroup.id).where(ClientGroup.name == data.name)).first():
+        raise Conflict(f"group {data.name!r} exists already")
+    row = ClientGroup.model_validate(data.model_dump())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def ensure(session: Session, names: list[str]) -> list[ClientGroup]:
+    """The groups named, created empty where missing (assigning a client creates its groups)."""
+    if not names:
+        return []
+    found = {
+        g.name: g for g in session.exec(select(ClientGroup).where(col(ClientGroup.name).in_(names)))
+    }
+    for name in names:
+        if name not in found:
+            found[name] = ClientGroup(name=name)
+            session.add(found[name])
+    session.flush()
+    return [found[n] for n in names]
+
+
+def update(session: Session, name: str, data: GroupUpdate) -> ClientGroup:
+    row = get(session, name)
+    for key, value in data.model_dump(exclude_unset=True).items():
+        if value is not None:
+            setattr(row, key, value)
+    session.add(row)
+    return row
+
+
+def delete(session: Session, name: str) -> None:
+    row = get(session, name)
+    session.delete(row)
+
+
+def member_ids(session: Session, name: str) -> list[int]:
+    group = get(session, name)
+    stmt = select(ClientGroupLink.client_id).where(ClientGroupLink.group_id == group.id)
+    return list(session.exec(stmt))
+
+
+def public(session: Session, group: ClientGroup) -> GroupPublic:
+    stmt = (
+        select(func.count())
+        .select_from(ClientGroupLink)
+        .where(ClientGroupLink.group_id == group.id)
+    )
+    return GroupPublic(**group.model_dump(), members=int(session.exec(stmt).one()))
+
+
+def names_by_client(session: Session, client_ids: list[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {cid: [] for cid in client_ids}
+    if not client_ids:
+        return out
+    stmt = (
+        select(ClientGroupLink.client_id, ClientGroup.name)
+        .join(ClientGroup, col(ClientGroup.id) == ClientGroupLink.group_id)
+        .where(col(ClientGroupLink.client_id).in_(client_ids))
+        .order_by(col(ClientGroup.name))
+    )
+    for cid, name in session.exec(stmt):
+        out[cid].append(name)
+    return out
+
+
+def variables_for(session: Session, client_id: int) -> list[dict[str, object]]:
+    """Variables of the client's groups, in name order (a later group wins on a clash)."""
+    stmt = (
+        select(ClientGroup)
+        .join(ClientGroupLink, col(ClientGroup.id) == ClientGroupLink.group_id)
+        .where(ClientGroupLink.client_id == client_id)
+        .order_by(col(ClientGroup.name))
+    )
+    return [g.variables for g in session.exec(stmt)]
+
+
+def set_membership(session: Session, client: Client, names: list[str]) -> None:
+    assert client.id is not None
+    current = session.exec(select(ClientGroupLink).where(ClientGroupLink.client_id == client.id))
+    for link in current:
+        session.delete(link)
+    session.flush()
+    for group in ensure(session, names):
+        session.add(ClientGroupLink(client_id=client.id, group_id=group.id))  # type: ignore[arg-type]

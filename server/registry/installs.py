@@ -1,0 +1,308 @@
+"""Install attempts and the lifecycle operations on them.
+
+Every change of a client's state goes through lifecycle.compare_and_set inside the caller's
+write transaction, and leaves an event. Install tokens are derived from the site key and the
+install's salt (see server/tokens.py) and looked up by their hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from server.catalog import Catalog
+from server.errors import BootfleetError, Conflict, InvalidInput, Unauthorized
+from server.lifecycle import Action, State, compare_and_set, target
+from server.models import FAILURE_LOG_MAX, Client, Install, Profile, utcnow
+from server.registry import clients, events
+from server.registry.database import session_scope
+from server.tokens import install_token, new_salt, token_hash
+
+ACTIVE_INSTALL = ("pending", "booting", "installing")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the lifecycle needs from the settings."""
+
+    site_key: bytes
+    boot_timeout: int = 30 * 60
+    progress_timeout: int = 2 * 60 * 60
+    grace_seconds: int = 120
+
+    def token(self, install: Install) -> str:
+        return install_token(self.site_key, install.salt)
+
+
+def current(session: Session, client: Client) -> Install | None:
+    return session.get(Install, client.install_id) if client.install_id else None
+
+
+def history(session: Session, client: Client, limit: int = 50) -> list[Install]:
+    stmt = (
+        select(Install)
+        .where(Install.client_id == client.id)
+        .order_by(col(Install.id).desc())
+        .limit(limit)
+    )
+    return list(session.exec(stmt))
+
+
+def in_progress(session: Session, limit: int = 50) -> list[tuple[Install, Client]]:
+    """Current installs that are pending, booting or installing, most recently active first."""
+    stmt = (
+        select(Install, Client)
+        .join(Client, col(Client.id) == col(Install.client_id))
+        .where(col(Install.state).in_(ACTIVE_INSTALL), col(Client.install_id) == col(Install.id))
+        .order_by(col(Install.updated_at).desc(), col(Install.id).desc())
+        .limit(limit)
+    )
+    return [(i, c) for i, c in session.exec(stmt).all()]
+
+
+def recent_failures(session: Session, limit: int = 10) -> list[tuple[Install, Client]]:
+    """The latest failed installs with their clients, newest first."""
+    stmt = (
+        select(Install, Client)
+        .join(Client, col(Client.id) == col(Install.client_id))
+        .where(Install.state == State.FAILED.value)
+        .order_by(col(Install.id).desc())
+        .limit(limit)
+    )
+    return [(i, c) for i, c in session.exec(stmt).all()]
+
+
+def reinstall(
+    session: Session, client: Client, policy: Policy, catalog: Catalog, source: str | None
+) -> Install:
+    """Start a new install for `client`: pending until its next network boot."""
+    to = target(Action.REINSTALL, client.state)
+    if client.profile_id is None:
+        raise InvalidInput("profile", f"client {client.mac} has no profile to install")
+    profile = session.get(Profile, client.profile_id)
+    assert profile is not None
+    variables = clients.check_assignment(session, client, catalog)
+    snapshot: dict[str, Any] = {
+        "profile": profile.name,
+        "kernel": profile.kernel,
+        "initrd": list(profile.initrd),
+        "cmdline": profile.cmdline,
+        "answer_template": profile.answer_template,
+        "variables": variables,
+        "hostname": client.hostname,
+    }
+    salt = new_salt()
+    row = Install(
+        client_id=client.id,  # type: ignore[arg-type]
+        salt=salt,
+        token_hash=token_hash(install_token(policy.site_key, salt)),
+        state=State.PENDING.value,
+        profile_snapshot=snapshot,
+    )
+    session.add(row)
+    session.flush()
+    compare_and_set(session, client, to, install_id=row.id)
+    events.record(session, client.mac, "reinstall", f"install {row.id} of {profile.name}", source)
+    return row
+
+
+def cancel(session: Session, client: Client, source: str | None) -> None:
+    to = target(Action.CANCEL, client.state)
+    compare_and_set(session, client, to)
+    install = current(session, client)
+    if install is not None:
+        _finish(session, install, "cancelled", "cancelled")
+    events.record(session, client.mac, "cancel", f"install {client.install_id} cancelled", source)
+
+
+def boot_served(
+    session: Session,
+    client: Client,
+    install: Install,
+    policy: Policy,
+    source: str | None,
+    what: str,
+) -> None:
+    """The installer boot config went out: pending -> booting, with a boot deadline."""
+    now = utcnow()
+    compare_and_set(session, client, target(Action.BOOT_SERVED, client.state))
+    install.state = State.BOOTING.value
+    install.booted_at = now
+    install.updated_at = now
+    install.deadline_at = now + timedelta(seconds=policy.boot_timeout)
+    session.add(install)
+    events.record(
+        session, client.mac, "boot", f"installer {what} served (install {install.id})", source
+    )
+
+
+def within_grace(install: Install, policy: Policy, now: datetime | None = None) -> bool:
+    if install.state != State.BOOTING.value or install.booted_at is None:
+        return False
+    return (now or utcnow()) - install.booted_at <= timedelta(seconds=policy.grace_seconds)
+
+
+def by_token(session: Session, token: str) -> tuple[Install, Client]:
+    """The install a callback's token belongs to; refused if unknown, superseded or over."""
+    if not token or len(token) > 128:
+        raise Unauthorized("missing or malformed install token")
+    install = session.exec(select(Install).where(Install.token_hash == token_hash(token))).first()
+    if install is None:
+        raise Unauthorized("unknown install token")
+    client = session.get(Client, install.client_id)
+    if client is None or client.install_id != install.id:
+        raise Conflict("this install was superseded by a newer one")
+    return install, client
+
+
+def require_active(install: Install, client: Client) -> None:
+    if install.state not in ("booting", "installing") or client.state not in (
+        "booting",
+        "installing",
+    ):
+        raise Conflict(f"install {install.id} is {install.state}; it takes no more reports")
+
+
+def _start(
+    session: Session, client: Client, install: Install, policy: Policy, source: str | None, why: str
+) -> None:
+    """Any sign of the running installer: booting -> installing, and a fresh deadline."""
+    now = utcnow()
+    to = State.INSTALLING if client.state == State.BOOTING.value else State(client.state)
+    compare_and_set(session, client, to)  # also when already installing: one winner per race
+    if install.state != State.INSTALLING.value:
+        events.record(session, client.mac, "installing", why, source)
+    install.state = State.INSTALLING.value
+    install.updated_at = now
+    install.deadline_at = now + timedelta(seconds=policy.progress_timeout)
+    session.add(install)
+
+
+def answer_fetched(
+    session: Session, token: str, policy: Policy, source: str | None
+) -> tuple[Install, Client]:
+    install, client = by_token(session, token)
+    require_active(install, client)
+    _start(session, client, install, policy, source, "answer file fetched")
+    return install, client
+
+
+def progress(
+    session: Session, token: str, percent: int, message: str, policy: Policy, source: str | None
+) -> Install:
+    install, client = by_token(session, token)
+    require_active(install, client)
+    _start(session, client, install, policy, source, f"installer reported {percent}%")
+    install.progress = percent
+    install.message = message
+    events.record(session, client.mac, "progress", f"{percent}% {message}".strip(), source)
+    return install
+
+
+def done(session: Session, token: str, message: str, source: str | None) -> Install:
+    """The installer finished. Accepted even after the deadline reaper failed the install:
+    a late success is still a success."""
+    install, client = by_token(session, token)
+    late = install.state == "failed" and install.result == "deadline" and client.state == "failed"
+    if not late:
+        require_active(install, client)
+        target(Action.DONE, client.state)
+    compare_and_set(session, client, State.INSTALLED)
+    install.progress = 100
+    install.message = message or "installed"
+    _finish(session, install, State.INSTALLED.value, "success")
+    detail = f"install {install.id} done" + (" (after its deadline)" if late else "")
+    events.record(session, client.mac, "installed", detail, source)
+    return install
+
+
+def failed(session: Session, token: str, log: str, message: str, source: str | None) -> Install:
+    install, client = by_token(session, token)
+    require_active(install, client)
+    compare_and_set(session, client, target(Action.FAILED, client.state))
+    install.failure_log = _cap_log(log)
+    install.message = message or "installer reported failure"
+    _finish(session, install, State.FAILED.value, "installer")
+    events.record(session, client.mac, "failed", f"install {install.id}: {install.message}", source)
+    return install
+
+
+def _cap_log(log: str) -> str:
+    data = log.encode("utf-8", "replace")
+    if len(data) <= FAILURE_LOG_MAX:
+        return log
+    # keep the end: the cause of a failure is usually in the last lines
+    return "[...truncated...]\n" + data[-(FAILURE_LOG_MAX - 20) :].decode("utf-8", "ignore")
+
+
+def _finish(session: Session, install: Install, state: str, result: str) -> None:
+    now = utcnow()
+    install.state = state
+    install.result = result
+    install.finished_at = now
+    install.updated_at = now
+    install.deadline_at = None
+    session.add(install)
+
+
+def overdue(session: Session, now: datetime) -> list[int]:
+    stmt = (
+        select(Install.id)
+        .where(col(Install.state).in_(("booting", "installing")))
+        .where(col(Install.deadline_at) < now)
+    )
+    return [i for i in session.exec(stmt) if i is not None]
+
+
+def reap_one(session: Session, install_id: int, now: datetime) -> str | None:
+    """Fail one install whose deadline passed; the client's MAC, or None if it moved on."""
+    install = session.get(Install, install_id)
+    if install is None or install.deadline_at is None or install.deadline_at >= now:
+        return None
+    client = session.get(Client, install.client_id)
+    if client is None or client.install_id != install.id or client.state != install.state:
+        return None
+    what = "boot file fetch" if install.state == "booting" else "progress report"
+    compare_and_set(session, client, State.FAILED)
+    install.message = f"no {what} before the deadline"
+    _finish(session, install, State.FAILED.value, "deadline")
+    events.record(
+        session, client.mac, "failed", f"install {install.id}: {install.message}", "reaper"
+    )
+    return client.mac
+
+
+def touch_boot(session: Session, install: Install, policy: Policy) -> None:
+    """A boot-file fetch during booting pushes the boot deadline back."""
+    if install.state == State.BOOTING.value:
+        install.deadline_at = utcnow() + timedelta(seconds=policy.boot_timeout)
+        session.add(install)
+
+
+def reinstall_each(
+    engine: Engine, client_ids: list[int], policy: Policy, catalog: Catalog, source: str | None
+) -> list[tuple[str, str | None]]:
+    """Reinstall many clients, each in its own transaction, so that one that cannot take a
+    reinstall (no profile, already installing) does not hold back the rest.
+
+    Returns (MAC, None) for each client now pending and (MAC, reason) for each one skipped,
+    in the order given.
+    """
+    outcomes: list[tuple[str, str | None]] = []
+    for cid in client_ids:
+        mac = f"client #{cid}"
+        try:
+            with session_scope(engine, write=True) as session:
+                client = session.get(Client, cid)
+                if client is None:  # deleted meanwhile
+                    continue
+                mac = client.mac
+                reinstall(session, client, policy, catalog, source)
+            outcomes.append((mac, None))
+        except BootfleetError as exc:
+            outcomes.append((mac, exc.message))
+    return outcomes

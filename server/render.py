@@ -1,0 +1,65 @@
+"""Render boot configs and answer files from pxe_templates/ with Jinja2.
+
+Strict: a missing variable is an error (StrictUndefined), never an empty string in a kernel
+command line. Admin-supplied strings (a profile's command line) render in Jinja2's sandbox,
+and whatever goes onto a kernel command line must stay one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from server.bootspec import BootSpec, Flavor
+from server.errors import InvalidInput
+
+FLAVORS: tuple[Flavor, ...] = ("ipxe", "pxelinux", "grub")
+
+
+class Renderer:
+    def __init__(self, templates_dir: Path, server_url: str) -> None:
+        self.server_url = server_url.rstrip("/")
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(templates_dir)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.sandbox = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+        self._cmdlines: dict[str, jinja2.Template] = {}
+
+    def render_boot(self, spec: BootSpec, flavor: Flavor) -> str:
+        """The config `flavor`'s loader reads for `spec` (install entry or local boot)."""
+        if flavor not in FLAVORS:
+            raise ValueError(f"unknown boot loader flavor {flavor!r}")
+        template = self.env.get_template(f"boot/{flavor}.j2")
+        return template.render(spec=spec, server_url=self.server_url)
+
+    def render_answer(self, name: str, context: Mapping[str, Any]) -> str:
+        return self.env.get_template(f"answers/{name}.j2").render(**context)
+
+    def render_cmdline(self, template: str, context: Mapping[str, Any]) -> str:
+        """A profile's kernel command line with its variables filled in, on one line."""
+        try:
+            text = self._cmdline_template(template).render(**context)
+        except jinja2.TemplateError as exc:
+            raise InvalidInput("cmdline", f"cannot render: {exc}") from None
+        if any(c in text for c in "\r\n\0"):
+            raise InvalidInput(
+                "cmdline", "a variable put a line break into the kernel command line"
+            )
+        return " ".join(text.split())
+
+    def _cmdline_template(self, text: str) -> jinja2.Template:
+        compiled = self._cmdlines.get(text)
+        if compiled is None:
+            if len(self._cmdlines) >= 256:  # profiles are few; this bounds hostile churn
+                self._cmdlines.clear()
+            compiled = self._cmdlines[text] = self.sandbox.from_string(text)
+        return compiled

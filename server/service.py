@@ -1,0 +1,136 @@
+"""`bootfleet serve`: HTTP (waitress), TFTP and the deadline reaper in one process."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import click
+import waitress
+from waitress.server import BaseWSGIServer, MultiSocketServer
+
+from server.api import create_app
+from server.backup import serving_lock
+from server.config import Settings
+from server.errors import StartupError
+from server.fleet import Fleet
+from server.reaper import Reaper
+from server.tftp.dynamic import make_dynamic
+from server.tftp.server import TftpService
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Per-packet and per-request chatter costs throughput; keep libraries at WARNING.
+    for noisy in ("tftpy", "waitress.queue"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def serve(settings: Settings) -> None:
+    # A shared lock on <data_dir>/serve.lock, with our PID: `db restore` refuses while held.
+    with serving_lock(settings.data_dir):
+        _serve(settings)
+
+
+def _serve(settings: Settings) -> None:
+    fleet = Fleet.open(settings)
+    settings.images.mkdir(parents=True, exist_ok=True)
+    app = create_app(fleet=fleet)
+    try:
+        http: BaseWSGIServer | MultiSocketServer = waitress.create_server(
+            app,
+            host=settings.bind,
+            port=settings.http_port,
+            threads=settings.http_threads,
+            ident="bootfleet",
+            clear_untrusted_proxy_headers=True,
+        )
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen for HTTP on {settings.bind}:{settings.http_port}: {exc.strerror}"
+        ) from None
+    try:
+        tftp = start_tftp(fleet)
+    except StartupError:
+        http.close()
+        raise
+    reaper = Reaper(fleet.engine, settings.reap_interval)
+    reaper.start()
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: shutting down", signal.Signals(signum).name)
+        stop.set()
+        http.close()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    announce(fleet, tftp_port=tftp.port if tftp else None)
+    try:
+        http.run()
+    except OSError:
+        if not stop.is_set():
+            raise
+    finally:
+        if tftp is not None:
+            tftp.stop()
+        reaper.stop()
+        fleet.engine.dispose()
+        log.info("stopped")
+
+
+def start_tftp(fleet: Fleet) -> TftpService | None:
+    """Start the TFTP service (when enabled): static files from the images directory, boot
+    configs through the same Booter and Renderer as HTTP; its counters join /metrics."""
+    s = fleet.settings
+    if not s.tftp_enabled:
+        return None
+    service = TftpService(
+        s.images,
+        make_dynamic(fleet.booter, fleet.renderer.render_boot),
+        host=s.bind,
+        port=s.tftp_port,
+        max_blksize=s.tftp_max_blksize,
+        max_transfers=s.tftp_max_transfers,
+        per_source_max=s.tftp_per_source,
+    )
+    try:
+        service.start()
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen for TFTP on {s.bind}:{s.tftp_port}: {exc.strerror}"
+            + (" (port 69 needs root or CAP_NET_BIND_SERVICE)" if s.tftp_port < 1024 else "")
+        ) from None
+    fleet.metrics_sources.append(service.stats.render_prometheus)
+    return service
+
+
+def announce(fleet: Fleet, tftp_port: int | None) -> None:
+    s = fleet.settings
+    click.echo(f"Bootfleet serving on {s.bind}")
+    click.echo(f"  HTTP  port {s.http_port}: admin API {fleet.server_url}/api/v1/")
+    click.echo(f"        iPXE entry point {fleet.server_url}/boot.ipxe")
+    if tftp_port is not None:
+        click.echo(f"  TFTP  port {tftp_port}: boot loaders and per-MAC configs from {s.images}")
+    else:
+        click.echo("  TFTP  off")
+    click.echo(f"  advertised to clients as {fleet.server_url}")
+    click.echo(f"  registry {_safe_url(s.db_url)}; data in {s.data_dir}")
+    click.echo(f"  admin token: bootfleet token create --data-dir {s.data_dir}")
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password."""
+    head, sep, tail = url.partition("@")
+    if not sep or "://" not in head:
+        return url
+    scheme, _, cred = head.partition("://")
+    return f"{scheme}://{cred.split(':', 1)[0]}:***@{tail}"

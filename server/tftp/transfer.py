@@ -1,0 +1,159 @@
+"""One read transfer: send windows of DATA, take ACKs, retransmit on timeout only."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+
+from server.tftp import packets
+from server.tftp.content import Source, SourceChanged
+from server.tftp.options import Negotiated
+
+log = logging.getLogger(__name__)
+
+_UNPACK = packets.OPCODE_BLOCK.unpack_from
+MAX_RTO = 8.0  # seconds
+
+
+class Transfer:
+    """State of one RRQ after it was accepted. Driven by the service's event loop.
+
+    Block numbers are kept absolute (1, 2, ... beyond 65535) and only the wire form rolls
+    over (65535 -> 0, as tftp-hpa, curl, atftp and iPXE expect) so files > 32 MiB at 512
+    work. `on_packet` and `on_timeout` return None while running, else the result ("ok" or
+    a failure reason).
+    """
+
+    __slots__ = (
+        "acked",
+        "blksize",
+        "deadline",
+        "filename",
+        "max_rto",
+        "nblocks",
+        "oack",
+        "peer",
+        "queued",
+        "retransmits",
+        "retries",
+        "rto",
+        "rto0",
+        "sent",
+        "sent_bytes",
+        "sock",
+        "source",
+        "started",
+        "tries",
+        "window",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: tuple[str, int],
+        filename: str,
+        source: Source,
+        neg: Negotiated,
+        *,
+        timeout: float,
+        retries: int,
+    ) -> None:
+        self.sock, self.peer, self.filename, self.source = sock, peer, filename, source
+        self.blksize, self.window = neg.blksize, neg.windowsize
+        # RFC 1350: a block shorter than blksize ends the transfer, so a file that is an exact
+        # multiple of blksize (or empty) ends with an empty block.
+        self.nblocks = source.size // neg.blksize + 1
+        self.oack = packets.encode_oack(neg.oack) if neg.oack else None
+        # RFC 2349: the client's timeout option sets our retransmission timeout.
+        self.rto0 = float(neg.timeout) if neg.timeout else timeout
+        self.rto = self.rto0
+        # Back off up to MAX_RTO: a client whose own timer restarts on every duplicate DATA
+        # (atftp ignores repeats of a block it already ACKed) only re-ACKs once our gap
+        # grows past its timeout.
+        self.max_rto = max(self.rto0, MAX_RTO)
+        self.retries = retries
+        self.acked = self.sent = 0
+        self.tries = self.retransmits = self.sent_bytes = 0
+        self.started = time.monotonic()
+        self.deadline = self.queued = float("inf")
+
+    def begin(self, now: float) -> str | None:
+        """Send the OACK (RFC 2347: then wait for ACK 0) or, with no options, DATA 1."""
+        if self.oack is not None:
+            self._send(self.oack)
+            self.deadline = now + self.rto
+            return None
+        return self._send_window(now)
+
+    def on_packet(self, buf: bytes, now: float) -> str | None:
+        """Handle a packet from the peer's TID."""
+        if len(buf) < 4 or buf[0] != 0:
+            return None
+        opcode, block = _UNPACK(buf)
+        if opcode == packets.ERROR:
+            return "client_error_8" if block == packets.ERR_OPTIONS else "client_error"
+        if opcode != packets.ACK:
+            log.debug("%s %s: ignored opcode %d", self.peer[0], self.filename, opcode)
+            return None
+        if self.oack is not None:
+            if block != 0:
+                return None
+            self.oack = None  # RFC 2347: ACK 0 accepts the OACK
+            self._reset()
+            return self._send_window(now)
+        delta = (block - self.acked) & 0xFFFF
+        # RFC 1123 4.2.3.1: a duplicate ACK (delta 0) never triggers a resend (Sorcerer's
+        # Apprentice); an ACK outside the window sent is stale and ignored as well.
+        if delta == 0 or delta > self.sent - self.acked:
+            return None
+        self.acked += delta
+        if self.acked == self.nblocks:
+            return "ok"
+        self._reset()
+        # RFC 7440: ACK of the window's last block -> next window; ACK of an earlier block
+        # (the client saw a gap) -> the next window starts right after it.
+        return self._send_window(now)
+
+    def on_timeout(self, now: float) -> str | None:
+        """Retransmit with exponential backoff (RFC 1123 4.2.3.2); give up after `retries`."""
+        self.tries += 1
+        if self.tries > self.retries:
+            return "timeout"
+        self.rto = min(self.rto * 2, self.max_rto)
+        self.retransmits += 1
+        if self.oack is not None:
+            self._send(self.oack)
+            self.deadline = now + self.rto
+            return None
+        return self._send_window(now)
+
+    def _reset(self) -> None:
+        self.tries = 0
+        self.rto = self.rto0
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self.sock.sendto(data, self.peer)
+        except OSError as exc:  # full buffer or unreachable: the timeout resends
+            log.debug("%s %s: send failed: %s", self.peer[0], self.filename, exc)
+
+    def _send_window(self, now: float) -> str | None:
+        bs, src, sock, peer = self.blksize, self.source, self.sock, self.peer
+        first = self.acked + 1
+        last = min(self.acked + self.window, self.nblocks)
+        try:
+            for block in range(first, last + 1):
+                chunk = src.read((block - 1) * bs, bs)
+                # One buffer: sendto(header + chunk) beats sendmsg's two-part iovec in Python.
+                sock.sendto(packets.data_header(block) + chunk, peer)
+                self.sent_bytes += len(chunk)
+        except BlockingIOError:
+            pass  # socket buffer full: the rest of the window goes out after the timeout
+        except SourceChanged:
+            return "file_changed"
+        except OSError as exc:
+            log.debug("%s %s: send failed: %s", peer[0], self.filename, exc)
+        self.sent = max(self.sent, last)
+        self.deadline = now + self.rto
+        return None

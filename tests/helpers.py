@@ -1,0 +1,29 @@
+"""Small helpers shared by tests (not fixtures)."""
+
+from __future__ import annotations
+
+import re
+
+from flask.testing import FlaskClient
+
+INSTALL_URL = re.compile(r"bootfleet\.install=(\S+)")
+
+
+def install_path(script: str) -> str:
+    """The callback base path (/api/v1/installs/<token>) from a rendered installer config."""
+    match = INSTALL_URL.search(script)
+    assert match, script
+    return "/api/v1/installs/" + match.group(1).rsplit("/", 1)[1]
+
+
+def boot_installer(client: FlaskClient, mac: str) -> str:
+    """Fetch the per-MAC iPXE script as firmware would; return the install callback path."""
+    r = client.get(f"/ipxe?mac={mac}&arch=x86_64")
+    assert r.status_code == 200, r.text
+    return install_path(r.text)
+
+
+def state(client: FlaskClient, auth: dict[str, str], mac: str) -> str:
+    r = client.get(f"/api/v1/clients/{mac}", headers=auth)
+    assert r.status_code == 200, r.text
+    return str(r.json["state"])

@@ -1,0 +1,115 @@
+"""The registry and the one-shot lifecycle on a real PostgreSQL server (and on SQLite)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import requests
+
+from server.api import create_app
+from server.config import Settings
+from server.fleet import Fleet
+from server.registry import admin_tokens
+from server.registry.database import session_scope
+from tests.reliability.figures import FIGURES
+from tests.reliability.helpers import PROFILE, mac, token_in
+from tests.reliability.served import Served, admin_token
+
+
+def test_full_lifecycle(settings: Settings, db_url: str) -> None:
+    fleet = Fleet.open(settings.replace(database_url=db_url))
+    try:
+        app = create_app(fleet=fleet, test_config={"TESTING": True})
+        http = app.test_client()
+        with session_scope(fleet.engine, write=True) as s:
+            _, secret = admin_tokens.create(s)
+        auth = {"Authorization": f"Bearer {secret}"}
+        assert http.post("/api/v1/profiles", json=PROFILE, headers=auth).status_code == 201
+        m = mac(1)
+        r = http.post(
+            "/api/v1/clients",
+            json={"mac": m, "profile": "debian12", "groups": ["lab"], "variables": {"x": [1, "a"]}},
+            headers=auth,
+        )
+        assert r.status_code == 201, r.text
+        assert http.post(f"/api/v1/clients/{m}/reinstall", headers=auth).status_code == 200
+        token = token_in(http.get(f"/ipxe?mac={m}").text)
+        r = http.post(f"/api/v1/installs/{token}/progress", json={"percent": 40})
+        assert r.status_code == 200, r.text
+        assert http.post(f"/api/v1/installs/{token}/done", json={}).status_code == 200
+        body = http.get(f"/api/v1/clients/{m}", headers=auth).json
+        assert body["state"] == "installed" and body["install"]["progress"] == 100
+        assert body["variables"] == {"x": [1, "a"]} and body["groups"] == ["lab"]
+        kinds = [
+            e["kind"] for e in http.get(f"/api/v1/clients/{m}/events", headers=auth).json["items"]
+        ]
+        assert kinds == ["installed", "progress", "installing", "boot", "reinstall", "registered"]
+        page = http.get("/api/v1/clients?state=installed&q=52:54", headers=auth).json
+        assert page["total"] == 1
+        assert http.get("/healthz").status_code == 200
+    finally:
+        fleet.engine.dispose()
+
+
+def test_migrate_is_idempotent(settings: Settings, db_url: str, tmp_path: Path) -> None:
+    for _ in range(2):
+        fleet = Fleet.open(settings.replace(database_url=db_url))
+        fleet.engine.dispose()
+
+
+ROUNDS = 10
+
+
+def test_two_servers_share_one_registry(settings: Settings, pg_url: str) -> None:
+    """Two `bootfleet serve` on one PostgreSQL database and one data dir (site.key): a pending
+    client fetching its script from both at the same moment starts exactly one install."""
+    data, images = settings.data_dir, settings.images
+    db = ("--database-url", pg_url)
+    token = admin_token(data, *db)
+    auth = {"Authorization": f"Bearer {token}"}
+    servers = [Served(data, images, *db).start(), Served(data, images, *db).start()]
+    try:
+        a, b = (s.url for s in servers)
+        http = requests.Session()
+        assert http.post(f"{a}/api/v1/profiles", json=PROFILE, headers=auth).status_code == 201
+        for n in range(ROUNDS):
+            m = mac(n + 1)
+            body = {"mac": m, "profile": "debian12"}
+            assert http.post(f"{b}/api/v1/clients", json=body, headers=auth).status_code == 201
+            assert http.post(f"{a}/api/v1/clients/{m}/reinstall", headers=auth).status_code == 200
+            barrier = threading.Barrier(4)
+            scripts: list[tuple[int, str]] = []
+
+            def fetch(
+                url: str,
+                m: str = m,
+                barrier: threading.Barrier = barrier,
+                scripts: list[tuple[int, str]] = scripts,
+            ) -> None:
+                with requests.Session() as own:
+                    barrier.wait(timeout=30)
+                    r = own.get(f"{url}/ipxe?mac={m}", timeout=30)
+                    scripts.append((r.status_code, r.text))
+
+            threads = [threading.Thread(target=fetch, args=(u,)) for u in (a, b, a, b)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            assert [s for s, _ in scripts] == [200] * 4, scripts
+            tokens = {token_in(text) for _, text in scripts}
+            assert len(tokens) == 1, "two installers handed out for one reinstall"
+            installs = http.get(f"{b}/api/v1/clients/{m}/installs", headers=auth).json()["items"]
+            assert len(installs) == 1 and installs[0]["state"] == "booting"
+            events = http.get(f"{a}/api/v1/clients/{m}/events", headers=auth).json()["items"]
+            assert [e["kind"] for e in events].count("boot") == 1, events
+            # the token works on either server: both derive it from the shared site.key
+            (tok,) = tokens
+            r = http.post(f"{b}/api/v1/installs/{tok}/progress", json={"percent": 1})
+            assert r.status_code == 200, r.text
+            assert http.post(f"{a}/api/v1/installs/{tok}/done", json={}).status_code == 200
+        FIGURES["two-server simultaneous boots (4 fetches each)"] += ROUNDS
+    finally:
+        for s in servers:
+            s.stop()

@@ -1,0 +1,146 @@
+"""`bootfleet serve` with TFTP, through a real client (curl's tftp://): per-MAC configs from
+the registry, the one-shot pending -> booting transition and the grace window."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.test_service import BIN, free_port, wait_http
+
+MAC = "52:54:00:aa:00:01"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    http: int
+    tftp: int
+    token: str
+    data: Path
+
+    def api(self, method: str, path: str, body: object | None = None) -> dict:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.http}/api/v1{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read() or b"{}")  # type: ignore[no-any-return]
+
+    def tftp_get(self, name: str) -> bytes:
+        curl = shutil.which("curl")
+        assert curl
+        out = subprocess.run(
+            [curl, "-sS", "--max-time", "20", f"tftp://127.0.0.1:{self.tftp}/{name}"],
+            capture_output=True,
+            timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    images = tmp_path / "img"
+    (images / "deb").mkdir(parents=True)
+    (images / "deb" / "linux").write_bytes(b"K" * 3000)
+    (images / "undionly.kpxe").write_bytes(bytes(range(256)) * 300)
+    http, tftp = free_port(), free_udp_port()
+    data = tmp_path / "data"
+    token = subprocess.run(
+        [str(BIN), "token", "create", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    proc = subprocess.Popen(
+        [
+            str(BIN),
+            "serve",
+            "--data-dir",
+            str(data),
+            "--images-dir",
+            str(images),
+            "--bind",
+            "127.0.0.1",
+            "--http-port",
+            str(http),
+            "--tftp-port",
+            str(tftp),
+            "--grace-seconds",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_http(http, proc)
+        yield Served(http, tftp, token, data)
+    finally:
+        proc.terminate()
+        try:
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            if proc.stdout:
+                proc.stdout.close()
+
+
+def test_static_boot_loader_over_tftp(served: Served, tmp_path: Path) -> None:
+    assert served.tftp_get("undionly.kpxe") == (tmp_path / "img" / "undionly.kpxe").read_bytes()
+
+
+def test_one_shot_over_tftp_with_grace_window(served: Served) -> None:
+    served.api("POST", "/profiles", {"name": "deb", "kernel": "deb/linux", "cmdline": "auto=true"})
+    served.api("POST", "/clients", {"mac": MAC, "profile": "deb"})
+    name = "pxelinux.cfg/01-" + MAC.replace(":", "-")
+    assert b"LOCALBOOT 0" in served.tftp_get(name)  # nobody asked: boot from disk
+
+    served.api("POST", f"/clients/{MAC}/reinstall")
+    first = served.tftp_get(name).decode()
+    assert "KERNEL deb/linux" in first and "bootfleet.install=http://127.0.0.1:" in first
+    assert served.api("GET", f"/clients/{MAC}")["state"] == "booting"
+    events = served.api("GET", f"/clients/{MAC}/events")["items"]
+    assert events[0]["kind"] == "boot" and events[0]["source"] == "127.0.0.1"
+
+    # GRUB reads its config again within seconds (and names the MAC with colons): same answer
+    again = served.tftp_get(f"grub/grub.cfg-01-{MAC}").decode()
+    assert "linux /deb/linux" in again
+    assert first.split("bootfleet.install=")[1].split()[0] in again
+
+    time.sleep(2.5)  # past the 2 s grace window set for this test
+    assert b"LOCALBOOT 0" in served.tftp_get(name)
+    assert served.api("GET", f"/clients/{MAC}")["state"] == "booting"  # still waiting for callbacks
+
+
+def test_unknown_mac_over_tftp_boots_local_and_is_seen(served: Served) -> None:
+    assert b"LOCALBOOT 0" in served.tftp_get("pxelinux.cfg/01-52-54-00-aa-00-99")
+    seen = served.api("GET", "/discovered")["items"]
+    assert [d["mac"] for d in seen] == ["52:54:00:aa:00:99"]
+
+
+def test_tftp_counters_in_metrics(served: Served) -> None:
+    served.tftp_get("undionly.kpxe")
+    with urllib.request.urlopen(f"http://127.0.0.1:{served.http}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    assert "bootfleet_clients" in text and "tftp" in text
