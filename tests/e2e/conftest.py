@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from .bootfleet import Bootfleet
 from .installer.build import Installer, blank_disk, build, marker_disk
 from .lab import Lab
 from .vm import NIC_ROM, OVMF_CODE, VM, Firmware, qemu_binary
@@ -67,7 +68,7 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lab(e2e_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     workdir = tmp_path_factory.mktemp("lab")
     lab = Lab(workdir, tag=uuid.uuid4().hex[:6])
@@ -76,6 +77,23 @@ def lab(e2e_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
         yield lab
     finally:
         lab.close()
+
+
+@pytest.fixture(scope="session")
+def bootfleet(
+    lab: Lab, installer: Installer, tmp_path_factory: pytest.TempPathFactory, artifacts: Path
+) -> Iterator[Bootfleet]:
+    """`bootfleet serve` on the lab bridge (TFTP 69, HTTP 8080), shared by the e2e tests."""
+    server = Bootfleet(lab, tmp_path_factory.mktemp("bootfleet"), installer)
+    try:
+        lab.dhcp()
+        server.start()
+        yield server
+    finally:
+        server.close()
+        if server.log.exists():
+            shutil.copy(server.log, artifacts / "bootfleet.log")
+        (artifacts / "dnsmasq.log").write_text(lab.dnsmasq_log())
 
 
 class Machines:

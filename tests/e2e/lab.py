@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 BRIDGE = "br0"
@@ -145,17 +145,6 @@ class NsHttp:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-@dataclass
-class DhcpPolicy:
-    """The site's DHCP answer, as an admin would configure dnsmasq for Bootfleet.
-
-    `per_mac` maps a MAC to a tag; tags select another boot loader than the default one
-    (the lab uses this to run every boot chain from one dnsmasq).
-    """
-
-    per_mac: dict[str, str] = field(default_factory=dict)
-
-
 def dnsmasq_conf(workdir: Path, per_mac: dict[str, str], tftp_root: Path | None = None) -> str:
     """Render the dnsmasq configuration (DHCP only unless `tftp_root` is given)."""
     lines = [
@@ -248,6 +237,16 @@ class Lab:
         time.sleep(0.5)
         if self.dnsmasq.poll() is not None:
             raise RuntimeError("dnsmasq exited: " + (self.workdir / "dnsmasq.out").read_text())
+
+    def choose_chain(self, mac: str, tag: str | None) -> None:
+        """Send this MAC down a non-default boot chain (a dnsmasq tag), or the default one."""
+        if self.per_mac.get(mac) == tag:
+            return
+        if tag is None:
+            self.per_mac.pop(mac, None)
+        else:
+            self.per_mac[mac] = tag
+        self.dhcp()
 
     def add_tap(self) -> str:
         self._taps += 1
