@@ -11,11 +11,13 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from .installer.build import Installer
-from .lab import HTTP_PORT, SERVER_IP, Lab, NsHttp
+from .lab import HTTP_PORT, SERVER_IP, NsHttp
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -31,11 +33,20 @@ def bootfleet_cli() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "server.cli"]
 
 
+class Network(Protocol):
+    """Where the server runs: the netns lab (Lab) or the host beside a libvirt bridge."""
+
+    def popen(self, cmd: Sequence[str], log: Path) -> subprocess.Popen[bytes]: ...
+
+    def http(self, port: int = HTTP_PORT) -> NsHttp: ...
+
+
 @dataclass
 class Bootfleet:
-    lab: Lab
+    lab: Network
     root: Path
     installer: Installer
+    address: str = SERVER_IP
     token: str = ""
     api: NsHttp | None = None
     proc: subprocess.Popen[bytes] | None = None

@@ -23,7 +23,6 @@ from pathlib import Path
 BRIDGE = "br0"
 SERVER_IP = "198.18.0.1"
 PREFIX = 24
-DHCP_RANGE = ("198.18.0.100", "198.18.0.200")
 SERVER_IP6 = "2001:db8::1"
 HTTP_PORT = 8080
 CLONE_NEWNET = 0x40000000
@@ -97,9 +96,12 @@ class NsHttp:
     with setns(2) and makes every request, so the API is reached without any link to the host.
     """
 
-    def __init__(self, netns: str, host: str, port: int) -> None:
+    def __init__(self, netns: str | None, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self._pool = ThreadPoolExecutor(1, initializer=_enter_netns, initargs=(netns,))
+        if netns is None:  # the host's own namespace (the Vagrant lab's libvirt bridge)
+            self._pool = ThreadPoolExecutor(1)
+        else:
+            self._pool = ThreadPoolExecutor(1, initializer=_enter_netns, initargs=(netns,))
 
     def request(
         self, method: str, path: str, body: object = None, token: str | None = None
@@ -145,19 +147,27 @@ class NsHttp:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def dnsmasq_conf(workdir: Path, per_mac: dict[str, str], tftp_root: Path | None = None) -> str:
+def dnsmasq_conf(
+    workdir: Path,
+    per_mac: dict[str, str],
+    tftp_root: Path | None = None,
+    iface: str = BRIDGE,
+    server_ip: str = SERVER_IP,
+    ip6_prefix: str = "2001:db8::",
+) -> str:
     """Render the dnsmasq configuration (DHCP only unless `tftp_root` is given)."""
+    subnet = server_ip.rsplit(".", 1)[0]
     lines = [
         "# --- Bootfleet: the site's DHCP server (dnsmasq, DHCP only) ---",
         "port=0",  # no DNS
-        f"interface={BRIDGE}",
+        f"interface={iface}",
         "bind-interfaces",
-        f"dhcp-range={DHCP_RANGE[0]},{DHCP_RANGE[1]},255.255.255.0,1h",
+        f"dhcp-range={subnet}.100,{subnet}.200,255.255.255.0,1h",
         "dhcp-authoritative",
         "dhcp-option=option:router",  # no router: the lab leads nowhere
         # Debian's iPXE ROM waits ~16 s for an IPv6 router advertisement; answer it at once.
         "enable-ra",
-        "dhcp-range=2001:db8::,ra-only",
+        f"dhcp-range={ip6_prefix},ra-only",
         # Which firmware is asking: option 93 (client arch) and option 77 (user class).
         "dhcp-match=set:bios,option:client-arch,0",
         "dhcp-match=set:efi64,option:client-arch,7",
@@ -165,20 +175,20 @@ def dnsmasq_conf(workdir: Path, per_mac: dict[str, str], tftp_root: Path | None 
         "dhcp-userclass=set:ipxe,iPXE",
         # iPXE (a NIC ROM or one we chain-loaded): straight to Bootfleet's HTTP script;
         # this guard stops iPXE from loading iPXE forever.
-        f"dhcp-boot=tag:ipxe,tag:!pxelinux,tag:!tftpipxe,http://{SERVER_IP}:{HTTP_PORT}/boot.ipxe",
+        f"dhcp-boot=tag:ipxe,tag:!pxelinux,tag:!tftpipxe,http://{server_ip}:{HTTP_PORT}/boot.ipxe",
         # PXE ROMs: a boot loader over TFTP from next-server = Bootfleet.
-        f"dhcp-boot=tag:bios,tag:!ipxe,undionly.kpxe,,{SERVER_IP}",
-        f"dhcp-boot=tag:efi64,tag:!ipxe,tag:!grub,snponly.efi,,{SERVER_IP}",
+        f"dhcp-boot=tag:bios,tag:!ipxe,undionly.kpxe,,{server_ip}",
+        f"dhcp-boot=tag:efi64,tag:!ipxe,tag:!grub,snponly.efi,,{server_ip}",
         "# --- lab only: per-MAC choice of boot chain ---",
-        f"dhcp-boot=tag:pxelinux,pxelinux.0,,{SERVER_IP}",
-        f"dhcp-boot=tag:tftpipxe,tag:ipxe,boot.ipxe,,{SERVER_IP}",
-        f"dhcp-boot=tag:efi64,tag:grub,grubnetx64.efi,,{SERVER_IP}",
+        f"dhcp-boot=tag:pxelinux,pxelinux.0,,{server_ip}",
+        f"dhcp-boot=tag:tftpipxe,tag:ipxe,boot.ipxe,,{server_ip}",
+        f"dhcp-boot=tag:efi64,tag:grub,grubnetx64.efi,,{server_ip}",
         # OVMF also offers UEFI HTTP boot (arch 16). Left unanswered it costs a minute of DHCP
         # retries before the disk is tried after a local-boot `exit`; a URL that fails at once
         # moves it along. (Sites without HTTP boot: the same, or switch it off in the firmware.)
         "dhcp-match=set:efihttp,option:client-arch,16",
         "dhcp-option-force=tag:efihttp,60,HTTPClient",
-        f"dhcp-boot=tag:efihttp,http://{SERVER_IP}:{HTTP_PORT}/uefi-http-boot-not-offered",
+        f"dhcp-boot=tag:efihttp,http://{server_ip}:{HTTP_PORT}/uefi-http-boot-not-offered",
         f"dhcp-leasefile={workdir / 'dnsmasq.leases'}",
         "log-dhcp",
         f"log-facility={workdir / 'dnsmasq.log'}",
