@@ -90,24 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "notes": [],
     }
-    tftp_mode = "" if args.no_bootfleet_tftp else peers.bootfleet_tftp_mode()
-    with_tftp = bool(tftp_mode)
+    with_tftp = peers.bootfleet_has_tftp() and not args.no_bootfleet_tftp
     if not with_tftp:
-        r["notes"].append("Bootfleet TFTP not measured: server/tftp is not on this branch yet.")
-    elif tftp_mode == "service":
-        r["notes"].append(
-            "Bootfleet TFTP ran as server.tftp.server.TftpService in its own process "
-            "(bench/ours_tftp.py): `bootfleet serve` did not wire TFTP on this branch yet."
-        )
+        r["notes"].append("Bootfleet TFTP not measured (--no-bootfleet-tftp, or no server/tftp).")
     running: list[peers.Server] = []
     try:
         print("starting servers on 127.0.0.1 ...", flush=True)
-        http_ours = peers.bootfleet(root, work, tftp=tftp_mode == "serve")
-        running.append(http_ours)
-        ours = http_ours
-        if tftp_mode == "service":
-            ours = peers.bootfleet_tftp_alone(root, work)
-            running.append(ours)
+        ours = http_ours = peers.bootfleet(root, work, tftp=with_tftp)
+        running.append(ours)
         tftp_servers = [peers.tftpd_hpa(root, work), peers.dnsmasq(root, work)]
         running += tftp_servers
         stock = peers.stock_tftpy(root, work)
