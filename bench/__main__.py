@@ -181,7 +181,11 @@ def profiles(
         raw = work / "storm.pyspy"
         with profile.sampled(tftp.pid, 15, raw):
             suite.storm_once(tftp, 500, sums)
-        out["500-client storm, TFTP process"] = profile.summarize(raw)
+        out["500-client storm, Bootfleet process"] = profile.summarize(raw)
+        raw = work / "window.pyspy"
+        with profile.sampled(tftp.pid, 10, raw):
+            suite.window([tftp], (64,), 3, sums)
+        out["14 MiB at windowsize 64 (x3), Bootfleet process"] = profile.summarize(raw)
     raw = work / "ipxe.pyspy"
     script = work / "rotate-macs.lua"
     with profile.sampled(http.pid, 6, raw, gil=True):
@@ -191,7 +195,7 @@ def profiles(
             connections=16,
             script=script if script.exists() else None,
         )
-    out["/ipxe under wrk, HTTP process, GIL holder only"] = profile.summarize(raw)
+    out["/ipxe under wrk, Bootfleet process, GIL holder only"] = profile.summarize(raw)
     return out
 
 

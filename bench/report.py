@@ -202,6 +202,14 @@ def markdown(r: dict[str, Any]) -> str:
                 f"{ours['errors']} | "
                 f"{fmt(ratio(ours['requests_per_s'], ceil['requests_per_s']))}x |"
             )
+            if "static_route" in http:
+                fl = http["static_route"]
+                lines.append(
+                    f"| Bootfleet `GET /boot.ipxe` (static script, no registry: the framework) | "
+                    f"{fl['requests_per_s']:.0f} | {fmt(fl['p50_ms'])} | {fmt(fl['p99_ms'])} | "
+                    f"{fl['errors']} | "
+                    f"{fmt(ratio(fl['requests_per_s'], ceil['requests_per_s']))}x |"
+                )
             lines.append(
                 f"| nginx static file of the same size ({http['size']} B) | "
                 f"{ceil['requests_per_s']:.0f} | {fmt(ceil['p50_ms'])} | {fmt(ceil['p99_ms'])} | "
