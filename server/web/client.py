@@ -13,7 +13,7 @@ from sqlmodel import Session
 from server.api.context import fleet
 from server.errors import BootfleetError, InvalidInput, NotFound
 from server.models import Client, ClientUpdate, Install, Profile
-from server.registry import clients, events, groups, installs
+from server.registry import clients, events, groups, installs, profiles
 from server.registry.database import session_scope
 from server.web import bp
 from server.web.clients import choices, client_form_data, confirm
@@ -55,13 +55,52 @@ def variable_sources(session: Session, row: Client, group_names: list[str]) -> l
     return [found[n] for n in sorted(found)]
 
 
+@dataclass(frozen=True)
+class Needed:
+    """A variable the profile's answer template declares, and how this client fills it."""
+
+    name: str
+    required: bool
+    description: str
+    status: str  # "set", "default" or "missing"
+    value: Any
+
+
+def answer_needs(
+    session: Session, profile: str | None, variables: list[Variable]
+) -> tuple[str | None, list[Needed]]:
+    """The answer template of the client's profile and what it asks for, so a missing
+    required variable shows here before a reinstall is refused for it."""
+    if profile is None:
+        return None, []
+    name = profiles.get(session, profile).answer_template
+    catalog = fleet().catalog
+    if name is None or not catalog.exists(name):
+        return name, []
+    have = {v.name: v for v in variables}
+    needs = []
+    for var in catalog.get(name).variables:
+        if var.name in have and have[var.name].value is not None:
+            status, value = f"set by {have[var.name].source}", have[var.name].value
+        elif var.default is not None:
+            status, value = "default", var.default
+        else:
+            status, value = ("missing" if var.required else "unset"), None
+        needs.append(Needed(var.name, var.required, var.description, status, value))
+    return name, needs
+
+
 def details(mac: str) -> dict[str, Any]:
     with session_scope(fleet().engine) as s:
         row = clients.get(s, mac)
         public = clients.public(s, row)
+        variables = variable_sources(s, row, public.groups)
+        template, needs = answer_needs(s, public.profile, variables)
         return {
             "client": public,
-            "variables": variable_sources(s, row, public.groups),
+            "variables": variables,
+            "template": template,
+            "needs": needs,
             "history": [clients.install_public(i) for i in installs.history(s, row, HISTORY_LIMIT)],
             "events": events.list_events(s, row.mac, EVENT_LIMIT),
         }
@@ -108,6 +147,18 @@ def client_cancel(mac: str) -> ResponseReturnValue:
         installs.cancel(s, row, request.remote_addr)
     flash("Install cancelled.", "ok")
     return redirect(url_for("web.client_page", mac=row.mac), 303)
+
+
+@bp.post("/clients/<mac>/delete")
+def client_delete(mac: str) -> ResponseReturnValue:
+    if request.form.get("confirmed") != "1":
+        return confirm(f"Forget client {mac}? Its events stay in the log.", request.path)
+    with session_scope(fleet().engine, write=True) as s:
+        row = clients.get(s, mac)
+        events.record(s, row.mac, "deleted", "", "web")
+        clients.delete(s, row.mac)
+    flash(f"Client {row.mac} deleted.", "ok")
+    return redirect(url_for("web.client_list"), 303)
 
 
 @bp.route("/clients/<mac>/edit", methods=["GET", "POST"])

@@ -12,7 +12,7 @@ from flask import Response, jsonify, redirect, render_template, request, url_for
 from flask.sansio.app import App
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
 from server.errors import BootfleetError, InvalidInput, Unauthorized, Unavailable
 from server.lifecycle import ACTIVE, STATES
@@ -80,6 +80,12 @@ def _headers(response: Response) -> Response:
     if request.endpoint != "web.static":
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.get("/<path:rest>")
+def unknown_page(rest: str) -> ResponseReturnValue:
+    """A mistyped /ui/ address gets an HTML page, not the API's JSON 404."""
+    raise NotFound(f"There is no page /ui/{rest}.")
 
 
 def error_page(status: int, title: str, message: str) -> Response:

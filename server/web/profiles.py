@@ -13,6 +13,7 @@ from server.models import ProfileCreate, ProfileUpdate
 from server.registry import clients, profiles
 from server.registry.database import session_scope
 from server.web import bp
+from server.web.clients import confirm
 from server.web.forms import build, format_vars, lines, parse_vars
 from server.web.images import image_files
 from server.web.pages import page
@@ -81,6 +82,16 @@ def profile_page(name: str) -> ResponseReturnValue:
         "variables": format_vars(row.variables),
     }
     return page("profile_form.html", **form_context(form=form, profile=row, users=users))
+
+
+@bp.post("/profiles/<name>/delete")
+def profile_delete(name: str) -> ResponseReturnValue:
+    if request.form.get("confirmed") != "1":
+        return confirm(f"Delete profile {name}?", request.path)
+    with session_scope(fleet().engine, write=True) as s:
+        profiles.delete(s, name)  # Conflict while clients use it
+    flash(f"Profile {name} deleted.", "ok")
+    return redirect(url_for("web.profile_list"), 303)
 
 
 def failed_form(exc: BootfleetError, **extra: Any) -> ResponseReturnValue:

@@ -212,7 +212,7 @@ def ui_routes(app: Flask) -> list[tuple[str, str]]:
         if not rule.endpoint.startswith("web.") or rule.endpoint in ("web.login", "web.static"):
             continue
         url = rule.rule.replace("<mac>", MAC).replace("<name>", "debian12")
-        url = url.replace("<int:install_id>", "1")
+        url = url.replace("<int:install_id>", "1").replace("<path:rest>", "no/such/page")
         assert "<" not in url, f"no sample value for {rule.rule}"
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             routes.append((method, url))
@@ -245,6 +245,7 @@ def test_every_ui_route_refuses_without_a_session(
         # the signed-in client reaches every page (whatever the page then answers)
         if method == "GET":
             assert ui.get(url).status_code in (200, 404), url
+            assert ui.get(url).mimetype == ("application/json" if ".json" in url else "text/html")
     assert state_of(fleet, registered) == "idle"
 
 

@@ -177,3 +177,63 @@ def test_edit_with_bad_input_keeps_the_form(ui: Any, registered: str) -> None:
     assert r.status_code == 400
     assert "hostname: not a valid host name" in r.text
     assert 'value="-bad-"' in r.text
+
+
+def test_delete_a_client(ui: Any, registered: str, fleet: Fleet) -> None:
+    assert "Delete client" in ui.get(f"/ui/clients/{registered}/edit").text
+    r = ui.post(f"/ui/clients/{registered}/delete")
+    assert r.status_code == 200 and "Forget client" in r.text  # asks first
+    r = ui.confirm(f"/ui/clients/{registered}/delete")
+    assert r.status_code == 303 and r.headers["Location"] == "/ui/clients"
+    assert f"Client {registered} deleted." in ui.get("/ui/clients").text
+    assert ui.get(f"/ui/clients/{registered}").status_code == 404
+
+
+def test_what_the_answer_file_needs(
+    ui: Any, client: FlaskClient, auth: dict[str, str], installer: Any
+) -> None:
+    """A required variable that a group used to provide shows as missing before a
+    reinstall is refused for it."""
+    mac = "52:54:00:00:00:0a"
+    root_hash = "$6$saltsalt$" + "b" * 86
+    calls = [
+        (
+            "POST",
+            "/api/v1/profiles",
+            {
+                "name": "deb",
+                "kernel": "debian/linux",
+                "answer_template": "debian-preseed",
+                "variables": {"timezone": "Europe/Berlin"},
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/groups",
+            {"name": "room1", "variables": {"root_password_hash": root_hash}},
+        ),
+        ("POST", "/api/v1/clients", {"mac": mac, "profile": "deb", "groups": ["room1"]}),
+    ]
+    for method, path, body in calls:
+        r = client.open(path, method=method, json=body, headers=auth)
+        assert r.status_code == 201, r.text
+
+    def needs() -> dict[str, str]:
+        html = ui.get(f"/ui/clients/{mac}").text
+        assert "What the answer file debian-preseed needs" in html
+        table = html.split('<table class="needs">', 1)[1].split("</table>", 1)[0]
+        cells = r'class="mono">(\w+)</th>.*?<td class="status">(?:<strong[^>]*>)?([^<]+)'
+        return dict(re.findall(cells, table, re.S))
+
+    status = needs()
+    assert status["root_password_hash"] == "set by group room1"
+    assert status["timezone"] == "set by profile deb"
+    assert status["keyboard"] == "default"
+    assert status["disk"] == "unset"
+
+    r = client.patch("/api/v1/groups/room1", json={"variables": {}}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert needs()["root_password_hash"] == "missing: a reinstall will be refused"
+    r = ui.confirm(f"/ui/clients/{mac}/reinstall")
+    assert r.status_code == 400
+    assert "root_password_hash: is required by debian-preseed" in r.text

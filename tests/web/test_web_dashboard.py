@@ -91,3 +91,16 @@ def test_registry_unavailable_is_a_readable_503(ui: Any, monkeypatch: pytest.Mon
     assert "busy or unreachable" in r.text
     live = ui.get("/ui/live/dashboard.json")
     assert live.status_code == 503 and live.json["error"]["message"]
+
+
+def test_more_active_installs_than_shown(
+    ui: Any, two: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.web import dashboard
+
+    for mac in two:
+        ui.confirm(f"/ui/clients/{mac}/reinstall")
+    monkeypatch.setattr(dashboard, "ACTIVE_LIMIT", 1)
+    html = ui.get("/ui/").text
+    assert html.count("<tr data-mac=") == 1
+    assert "The 1 most recently active of 2" in html

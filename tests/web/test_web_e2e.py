@@ -389,3 +389,72 @@ def test_phone_layout_and_revoked_token(server: Server, new_page: Any) -> None:
     server.cli("token", "revoke", str(token_id))
     page.goto("/ui/clients")
     expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+
+
+def api(server: Server, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(
+        f"{server.url}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def test_pages_pass_axe_accessibility_checks(server: Server, new_page: Any) -> None:
+    """axe-core (WCAG 2 A and AA rules) finds nothing on the main pages, failure states
+    included."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    mac = "52:54:00:cc:00:01"
+    try:
+        api(server, "POST", "/api/v1/profiles", {"name": "a11y", "kernel": "debian/linux"})
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 409  # made by an earlier run of this test against the same server
+    api(server, "POST", "/api/v1/clients", {"mac": mac, "hostname": "a11y", "profile": "a11y"})
+    api(server, "PATCH", f"/api/v1/clients/{mac}", {"variables": {"disk": "/dev/vda"}})
+    api(server, "POST", f"/api/v1/clients/{mac}/reinstall")
+    report(boot(server, mac), "failed", {"log": FAILURE_LOG, "message": "no disk"})
+
+    axe = Axe()
+    options = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21aa"]}}
+    page = new_page()
+    problems: dict[str, str] = {}
+
+    def check(name: str) -> None:
+        results = axe.run(page, options=options)
+        if results.violations_count:
+            problems[name] = results.generate_report()
+
+    page.goto("/ui/login")
+    page.get_by_label("Admin token").fill("wrong")
+    page.get_by_role("button", name="Sign in").click()
+    check("login with error")
+    sign_in(page, server.token)
+    for path in (
+        "/ui/",
+        "/ui/clients",
+        f"/ui/clients/{mac}",
+        f"/ui/clients/{mac}/edit",
+        f"/ui/clients/{mac}/installs/1",
+        "/ui/clients/new",
+        "/ui/profiles",
+        "/ui/profiles/new",
+        "/ui/profiles/a11y",
+        "/ui/images",
+        "/ui/clients/52:54:00:99:99:99",  # the error page
+    ):
+        page.goto(path)
+        check(path)
+    page.goto("/ui/clients/import")
+    page.get_by_label("or paste the rows").fill("nonsense\n")
+    page.get_by_role("button", name="Import").click()
+    check("import with error")
+    page = new_page(color_scheme="dark")  # the dark palette must keep its contrast too
+    sign_in(page, server.token)
+    for path in ("/ui/", f"/ui/clients/{mac}", "/ui/clients"):
+        page.goto(path)
+        check(f"{path} (dark)")
+    shot(page, "dark-clients")
+    assert not problems, "\n\n".join(f"== {k}\n{v}" for k, v in problems.items())

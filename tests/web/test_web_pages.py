@@ -61,3 +61,11 @@ def test_unknown_method_is_a_page(ui: Any) -> None:
 def test_too_large_upload_is_a_readable_413(ui: Any) -> None:
     r = ui.post("/ui/clients/import", {"text": "x" * (2 * 1024 * 1024)})
     assert r.status_code == 413
+
+
+def test_a_mistyped_address_is_an_html_404(ui: Any, client: Any) -> None:
+    r = ui.get("/ui/clientz")
+    assert r.status_code == 404
+    assert r.mimetype == "text/html"
+    assert "There is no page /ui/clientz." in r.text
+    assert client.get("/api/v1/nope").mimetype == "application/json"  # the API is unchanged

@@ -101,3 +101,17 @@ def test_unknown_profile_is_a_404_page(ui: Any) -> None:
     r = ui.get("/ui/profiles/nope")
     assert r.status_code == 404
     assert "no profile named &#39;nope&#39;" in r.text
+
+
+def test_delete_a_profile_only_when_unused(ui: Any, registered: str, fleet: Fleet) -> None:
+    assert "Delete profile" not in ui.get("/ui/profiles/debian12").text  # it has a user
+    r = ui.confirm("/ui/profiles/debian12/delete")
+    assert r.status_code == 409
+    assert "is assigned to 1 client(s)" in r.text
+    ui.confirm(f"/ui/clients/{registered}/delete")
+    assert "Delete profile" in ui.get("/ui/profiles/debian12").text
+    assert ui.post("/ui/profiles/debian12/delete").status_code == 200  # asks first
+    r = ui.confirm("/ui/profiles/debian12/delete")
+    assert r.status_code == 303
+    assert "Profile debian12 deleted." in ui.get("/ui/profiles").text
+    assert ui.get("/ui/profiles/debian12").status_code == 404
