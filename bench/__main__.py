@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     r: dict[str, Any] = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "make bench" + (" (python -m bench " + " ".join(argv or sys.argv[1:]) + ")"),
+        "command": " ".join(["bench/run", *(argv if argv is not None else sys.argv[1:])]),
         "repeat": repeat,
         "machine": machine(),
         "notes": [],
