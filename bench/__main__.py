@@ -167,7 +167,11 @@ def config_section(
     static.write_bytes(b"#" * res[0].nbytes)
     os.chmod(static, 0o644)
     n, secs = (1000, 3.0) if quick else (5000, 10.0)
-    servers = [("bootfleet", ours, name_for)]
+
+    def unregistered(i: int) -> str:  # a new machine: not in the registry (yet)
+        return "pxelinux.cfg/01-" + registry.mac(0x7F000000 + i).replace(":", "-")
+
+    servers = [("bootfleet", ours, name_for), ("bootfleet, unregistered MACs", ours, unregistered)]
     servers += [(f"{p.name} static", p, lambda _i: "pxelinux.cfg/same-size") for p in peer_list]
     return suite.tftp_config(servers, n, secs)
 
