@@ -65,7 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-profile", action="store_true", help="skip the py-spy runs (extra, not timed)"
     )
+    ap.add_argument("--render", type=Path, help="only redraw .md and .png from a saved .json")
     args = ap.parse_args(argv)
+    if args.render is not None:
+        saved = report.load(args.render)
+        report.chart(saved, args.render.with_suffix(".png"))
+        page = report.markdown(saved) + f"\n![chart]({args.render.stem}.png)\n"
+        args.render.with_suffix(".md").write_text(page)
+        print(page)
+        return 0
     only = set(args.only.split(","))
     repeat = 1 if args.quick else args.repeat
     clients = min(args.clients, 5000) if args.quick else args.clients

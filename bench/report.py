@@ -272,6 +272,21 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def load(path: Path) -> dict[str, Any]:
+    """A run saved as JSON, with its integer keys (sizes, blksizes, windows) restored."""
+    import json
+
+    def fix(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {(int(k) if k.isdigit() else k): fix(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [fix(v) for v in obj]
+        return obj
+
+    loaded: dict[str, Any] = fix(json.loads(path.read_text()))
+    return loaded
+
+
 def chart(r: dict[str, Any], path: Path) -> Path:
     import matplotlib
 
@@ -341,19 +356,35 @@ def chart(r: dict[str, Any], path: Path) -> Path:
     http = r.get("ipxe") or {}
     if http:
         ax = axes[1][0]
-        labels = ["Bootfleet /ipxe", "nginx static"]
-        values = [http["bootfleet"]["requests_per_s"], http["nginx"]["requests_per_s"]]
-        ax.bar(labels, values, color=[colors["bootfleet"], colors["nginx"]])
+        labels = ["Bootfleet\n/ipxe"]
+        values = [http["bootfleet"]["requests_per_s"]]
+        bar_colors = [colors["bootfleet"]]
+        if "static_route" in http:
+            labels.append("Bootfleet\n/boot.ipxe (no DB)")
+            values.append(http["static_route"]["requests_per_s"])
+            bar_colors.append("#8c8")
+        labels.append("nginx\nstatic file")
+        values.append(http["nginx"]["requests_per_s"])
+        bar_colors.append(colors["nginx"])
+        ax.bar(labels, values, color=bar_colors)
+        ax.set_yscale("log")
         ax.axhline(2000, color="red", linestyle="--", linewidth=1, label="target 2,000/s")
-        ax.set_title("4. Boot decision over HTTP, 100k clients", fontsize=10)
+        ax.set_title("4. Boot decision over HTTP, 100k clients (log scale)", fontsize=10)
         ax.set_ylabel("requests/s")
+        ax.tick_params(axis="x", labelsize=8)
         ax.legend(fontsize=8)
     cfg = r.get("tftp_config") or {}
     if cfg:
         ax = axes[1][1]
-        ax.bar(list(cfg), [v["p99_ms"] for v in cfg.values()], color="#2a7")
+        names = list(cfg)
+        ax.bar(
+            [n.replace(", ", ",\n").replace(" static", "\nstatic") for n in names],
+            [v["p99_ms"] for v in cfg.values()],
+            color=[colors.get(n.split(" ")[0].rstrip(","), "#2a7") for n in names],
+        )
+        ax.set_yscale("log")
         ax.axhline(10, color="red", linestyle="--", linewidth=1, label="target 10 ms")
-        ax.set_title("4. TFTP small config: p99 latency", fontsize=10)
+        ax.set_title("4. TFTP per-MAC config: p99 latency (log scale)", fontsize=10)
         ax.set_ylabel("ms")
         ax.tick_params(axis="x", labelsize=7)
         ax.legend(fontsize=8)
