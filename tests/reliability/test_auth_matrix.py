@@ -210,7 +210,13 @@ def test_no_secret_in_any_log_line_or_admin_answer(
         answers.append(r.get_data(as_text=True))
         return r.get_data(as_text=True)
 
-    call("POST", "/api/v1/profiles", json=PROFILE, headers=auth)
+    password_hash = "$6$rounds=5000$pepperpepper$SECRETHASHVALUEabcdefghijklmnop"
+    call(
+        "POST",
+        "/api/v1/profiles",
+        json={**PROFILE, "variables": {"root_password_hash": password_hash}},
+        headers=auth,
+    )
     a, b = mac(10), mac(11)
     for m in (a, b):
         call("POST", "/api/v1/clients", json={"mac": m, "profile": "debian12"}, headers=auth)
@@ -247,4 +253,9 @@ def test_no_secret_in_any_log_line_or_admin_answer(
             assert secret not in line, f"secret in log line: {line}"
         for answer in answers:
             assert secret not in answer, f"secret in API answer: {answer[:300]}"
+    # A password hash in variables is the admin's own data (shown to admin tokens, put into
+    # the answer file); it must not leak into logs, the event log or boot scripts.
+    events = [call("GET", f"/api/v1/clients/{m}/events", headers=auth) for m in (a, b)]
+    for text in [*lines, *events, script_a, script_b, client.get("/metrics").text]:
+        assert password_hash not in text, f"password hash leaked: {text[:300]}"
     FIGURES["log lines checked for secrets"] += len(lines)
