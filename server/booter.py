@@ -21,11 +21,13 @@ from server.models import Client, Install, utcnow
 from server.registry import clients, events, installs
 from server.registry.database import session_scope
 from server.registry.installs import Policy
+from server.registry.seen import BootRegistry
 from server.render import Renderer
 
 log = logging.getLogger(__name__)
 
 RESOLVE_TRIES = 3
+_MAY_INSTALL = ("pending", "booting")
 
 
 class Booter:
@@ -33,6 +35,7 @@ class Booter:
         self.engine = engine
         self.policy = policy
         self.renderer = renderer
+        self.registry = BootRegistry(engine)
 
     @property
     def server_url(self) -> str:
@@ -59,6 +62,15 @@ class Booter:
         return self._resolve(mac, arch, peer)
 
     def _resolve(self, mac: str, arch: str | None, peer: str | None) -> BootSpec:
+        found = self.registry.lookup(mac)
+        if found is not None and found[1] not in _MAY_INSTALL:
+            # The common answer (idle, installed, failed, installing): local boot, decided on
+            # a read, and the sighting group-committed with other machines' (it only touches
+            # the last_* columns, so it commutes with any concurrent change of state).
+            self.registry.seen(found[0], peer, arch, utcnow())
+            return BootSpec.local(mac, f"client is {found[1]}: local boot")
+        # Unregistered, or an install may be due: the ORM path decides (afresh, in its own
+        # transaction) and records what it did.
         with session_scope(self.engine, write=True) as session:
             client = clients.find(session, mac)
             if client is None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask, request
 
-from server import ratelimit
+from server import ratelimit, web
 from server.api import boot, clients, docs, errors, groups, installs, profiles, templates
 from server.config import Settings
 from server.errors import TooManyRequests
@@ -45,4 +45,5 @@ def create_app(
 
     for module in (boot, profiles, clients, groups, installs, templates, docs):
         app.register_blueprint(module.bp)
+    app.register_blueprint(web.bp)  # the admin web UI under /ui/ (server/web/)
     return app

@@ -36,7 +36,12 @@ def verify(session: Session, token: str) -> AdminToken | None:
 
     The lookup is by hash, so its timing reveals nothing about the token itself.
     """
-    digest = token_hash(token)
+    return verify_hash(session, token_hash(token))
+
+
+def verify_hash(session: Session, digest: str) -> AdminToken | None:
+    """The live token with this SHA-256 hex digest, else None (the web UI keeps only the hash
+    in its session cookie, never the token)."""
     row = session.exec(select(AdminToken).where(AdminToken.token_hash == digest)).first()
     if row is None or row.revoked_at is not None:
         return None

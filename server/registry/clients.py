@@ -109,6 +109,12 @@ def delete(session: Session, mac: str) -> None:
     session.delete(row)
 
 
+def count_by_state(session: Session) -> dict[str, int]:
+    """How many clients are in each lifecycle state (states with none are left out)."""
+    stmt = select(Client.state, func.count()).group_by(col(Client.state))
+    return {state: int(count) for state, count in session.exec(stmt).all()}
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[ClientPublic]

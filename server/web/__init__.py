@@ -1,0 +1,61 @@
+"""The admin web UI under /ui/: server-rendered pages over the registry, a little JavaScript
+for live progress, and nothing fetched from the internet (boot LANs are often offline).
+
+One blueprint; each page family is its own module (auth, dashboard, clients, profiles,
+images). Registering the blueprint also derives the session key from the site key, so
+sessions survive restarts and work across servers that share the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+from flask import Blueprint, redirect, url_for
+from flask.blueprints import BlueprintSetupState
+from flask.typing import ResponseReturnValue
+
+from server.fleet import Fleet
+
+bp = Blueprint(
+    "web",
+    __name__,
+    url_prefix="/ui",
+    template_folder="templates",
+    static_folder="static",
+)
+
+SESSION_LIFETIME = timedelta(hours=12)  # idle time after which a browser must sign in again
+
+
+def session_key(site_key: bytes) -> bytes:
+    """The Flask SECRET_KEY: derived from the site key, never stored on its own."""
+    return hmac.new(site_key, b"web-session", hashlib.sha256).digest()
+
+
+@bp.record_once
+def _configure(state: BlueprintSetupState) -> None:
+    app = state.app
+    fleet: Fleet = app.extensions["bootfleet"]
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = session_key(fleet.policy.site_key)
+    app.config.update(
+        SESSION_COOKIE_NAME="bootfleet_ui",
+        SESSION_COOKIE_PATH="/ui",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+    )
+    pages.init_app(app)
+    app.add_url_rule("/", "root", _root)
+
+
+def _root() -> ResponseReturnValue:
+    return redirect(url_for("web.dashboard"))
+
+
+# The view modules register their routes on `bp`; imported last because they import it.
+from server.web import auth, client, clients, dashboard, images, pages, profiles  # noqa: E402
+
+__all__ = ["auth", "bp", "client", "clients", "dashboard", "images", "pages", "profiles"]

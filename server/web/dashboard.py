@@ -1,0 +1,49 @@
+"""The dashboard: clients by state, installs in progress, recent failures; live by polling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, render_template
+from flask.typing import ResponseReturnValue
+
+from server.api.context import fleet
+from server.registry import clients, installs
+from server.registry.database import session_scope
+from server.web import bp
+from server.web.pages import page
+
+ACTIVE_LIMIT = 50
+FAILURE_LIMIT = 10
+
+
+def overview() -> dict[str, Any]:
+    with session_scope(fleet().engine) as s:
+        counts = clients.count_by_state(s)
+        active = installs.in_progress(s, ACTIVE_LIMIT)
+        failures = installs.recent_failures(s, FAILURE_LIMIT)
+    return {
+        "counts": counts,
+        "total": sum(counts.values()),
+        "active": active,
+        "failures": failures,
+    }
+
+
+@bp.get("/")
+def dashboard() -> ResponseReturnValue:
+    return page("dashboard.html", **overview())
+
+
+@bp.get("/live/dashboard.json")
+def dashboard_live() -> Response:
+    """The dashboard's live regions, rendered by the same partials as the page."""
+    data = overview()
+    return jsonify(
+        counts=data["counts"],
+        regions={
+            "counts": render_template("web/_counts.html", **data),
+            "active": render_template("web/_active.html", **data),
+            "failures": render_template("web/_failures.html", **data),
+        },
+    )
