@@ -339,3 +339,25 @@ def test_a_peer_that_goes_silent_costs_bounded_retransmits(
     until(lambda: shaped_service.stats.results["timeout"] == 1, bound=60)
     assert shaped_service.stats.active == 0
     assert shaped_service.stats.retransmits == shaped_service.retries
+
+
+def test_a_peer_that_goes_silent_through_the_relay(root: Path) -> None:
+    """The same bound without netem: the relay starts dropping everything after the first
+    DATA; the server retransmits `retries` times with backoff, then ends the transfer."""
+    service = TftpService(root, host="127.0.0.1", port=0, timeout=0.1, retries=4)
+    service.start()
+    try:
+        with ImpairedRelay(("127.0.0.1", service.port), loss=0, duplicate=0, reorder=0) as relay:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+                peer.settimeout(10)
+                peer.sendto(b"\0\1boot/loader.bin\0octet\0", ("127.0.0.1", relay.port))
+                data, _ = peer.recvfrom(70000)
+                assert data[:4] == b"\0\3\0\1"
+                relay.loss = 1.0  # the peer is gone
+                until(lambda: service.stats.results["timeout"] == 1, bound=60)
+            assert relay.counts["lost"] == service.retries  # exactly the bounded resends
+        assert service.stats.active == 0
+        assert service.stats.retransmits == service.retries
+    finally:
+        service.stop()
+    FIGURES["tftp retransmissions toward a silent peer (bounded)"] += service.retries
