@@ -62,18 +62,17 @@ class PgServer:
         self._dbs = 0
 
     def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
-        def demote() -> None:  # runs in the child, before exec
-            os.setgid(self.gid)
-            os.setuid(self.uid)
-
-        return subprocess.run(
+        as_user: dict[str, object] = {}
+        if os.geteuid() == 0:  # drop to the unprivileged user in the child (initdb refuses root)
+            as_user = {"user": self.uid, "group": self.gid, "extra_groups": []}
+        return subprocess.run(  # type: ignore[call-overload,no-any-return]
             [str(self.bindir / tool), *args],
             check=True,
             capture_output=True,
             text=True,
-            preexec_fn=demote if os.geteuid() == 0 else None,
             cwd=self.root,
             timeout=120,
+            **as_user,
         )
 
     def start(self) -> None:
