@@ -8,6 +8,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -96,9 +97,15 @@ class PgServer:
         self.started = True
 
     def stop(self) -> None:
-        if self.started:
+        if self.started or (self.data / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
             self.started = False
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def url(self, db: str = "postgres") -> str:
         return f"postgresql+psycopg://bootfleet@127.0.0.1:{self.port}/{db}"
@@ -116,7 +123,13 @@ class PgServer:
         return self.url(name)
 
     def close(self) -> None:
+        """Stop the server (pg_ctl, else SIGKILL to its own postmaster PID) and delete it."""
         try:
             self.stop()
+        except (subprocess.SubprocessError, OSError):
+            pid = self.postmaster_pid()
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
