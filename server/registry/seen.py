@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from server.errors import Unavailable
 from server.models import Client
 from server.registry.database import (
-    SQLITE_BUSY_TIMEOUT_MS,
+    busy_timeout,
     read_connection,
     sqlite_writer,
     write_connection,
@@ -103,7 +103,7 @@ class BootRegistry:
         )
         with self._queue_lock:
             self._queue.append(entry)
-        if not self._leader.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        if not self._leader.acquire(timeout=busy_timeout(self.engine)):
             raise Unavailable(BUSY)
         try:
             if not entry.done:  # nobody took it along: lead, and take everyone waiting
