@@ -143,3 +143,53 @@ def test_mixed_load_holds(settings: Settings) -> None:
     FIGURES["load: server RSS KiB, last third max"] = last
     for kind, n in counts.items():
         FIGURES[f"load: {kind}"] += n
+
+
+def test_tftp_per_source_cap_in_a_real_server(settings: Settings) -> None:
+    """One address opening many transfers at once gets `--tftp-per-source` of them and an
+    ERROR for the rest; another address is served meanwhile."""
+    data, images = settings.data_dir, settings.images
+    (images / "undionly.kpxe").write_bytes(LOADER)
+    cap = 4
+    server = Served(
+        data, images, "--tftp-per-source", str(cap), port=free_port(), tftp_port=free_udp_port()
+    ).start()
+    socks = []
+    try:
+        for _ in range(10):  # ten transfers from 127.0.0.1, none acknowledged
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.1", 0))
+            s.settimeout(10)
+            s.sendto(b"\0\1undionly.kpxe\0octet\0", ("127.0.0.1", server.tftp_port))
+            socks.append(s)
+        replies = Counter(s.recvfrom(70000)[0][:2] for s in socks)
+        assert replies == Counter({b"\0\3": cap, b"\0\5": 10 - cap}), replies  # DATA / ERROR
+        other = fetch_from("127.0.0.2", server.tftp_port, "undionly.kpxe")
+        assert other == LOADER  # another machine is not held back
+    finally:
+        for s in socks:
+            s.close()
+        server.stop()
+    FIGURES["tftp per-source cap: refused at the cap"] += 10 - cap
+
+
+def fetch_from(source: str, port: int, name: str) -> bytes:
+    """A lock-step download from a given source address."""
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((source, 0))
+        s.settimeout(10)
+        s.sendto(b"\0\1" + name.encode() + b"\0octet\0", ("127.0.0.1", port))
+        out, expected = bytearray(), 1
+        for _ in range(100_000):
+            data, tid = s.recvfrom(70000)
+            opcode, number = struct.unpack("!HH", data[:4])
+            assert opcode == 3, data[:80]
+            if number == expected & 0xFFFF:
+                out += data[4:]
+                expected += 1
+            s.sendto(b"\0\4" + struct.pack("!H", number), tid)
+            if len(data) - 4 < 512 and number == (expected - 1) & 0xFFFF:
+                return bytes(out)
+        raise AssertionError("transfer did not end")
