@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test")
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (median taken)")
     ap.add_argument("--clients", type=int, default=100_000, help="registered clients")
+    ap.add_argument("--storm-repeat", type=int, default=5, help="rounds of the boot storms")
     ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     ap.add_argument("--no-bootfleet-tftp", action="store_true", help="peers only for TFTP")
@@ -131,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         if step("single"):
             r["single"] = suite.single(tftp_all, (512, 1468, 8192), repeat)
         if step("storm"):
-            r["storm"] = suite.storm(tftp_all, storm_sizes, repeat, sums)
+            storm_rounds = 1 if args.quick else args.storm_repeat
+            r["storm_repeat"] = storm_rounds
+            r["storm"] = suite.storm(tftp_all, storm_sizes, storm_rounds, sums)
         if step("window"):
             w_servers = ([ours] if with_tftp else []) + tftp_servers
             r["window"] = suite.window(w_servers, (1, 4, 16, 64), repeat, sums)
