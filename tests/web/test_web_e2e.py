@@ -328,6 +328,11 @@ def test_admin_journey(server: Server, new_page: Any) -> None:
     report(second, "progress", {"percent": 65, "message": "installing packages"})
     expect(row.locator("progress")).to_have_attribute("value", "65")
     expect(row).to_contain_text("installing packages")
+    # A keyboard user's focus stays on the same link when the region refreshes.
+    row.get_by_role("link", name="lab-pc02").focus()
+    report(second, "progress", {"percent": 80, "message": "installing packages"})
+    expect(row.locator("progress")).to_have_attribute("value", "80")
+    expect(row.get_by_role("link", name="lab-pc02")).to_be_focused()
     report(boot(server, "52:54:00:bb:00:02"), "progress", {"percent": 10, "message": "network"})
     expect(page.locator("[data-count=installing]")).to_have_text("2")
     expect(page.locator("[data-region=failures]")).to_contain_text("lab-pc01")

@@ -29,6 +29,11 @@
     input.name = "confirmed";
     input.value = "1";
     form.appendChild(input);
+    // The submission has its data now; drop the field so that coming back to this page
+    // (history, back/forward cache) asks again.
+    window.setTimeout(function () {
+      input.remove();
+    }, 0);
   });
 
   // "Select all on this page" for the bulk form (hidden without JavaScript).
@@ -55,14 +60,21 @@
   note.hidden = true;
   main.insertBefore(note, main.firstChild);
 
+  var FOCUSABLE = "a[href], button, input, select, textarea";
+
   function swap(name, html) {
     var region = document.querySelector('[data-region="' + name + '"]');
     if (!region || last[name] === html) return;
     last[name] = html;
+    // Keep keyboard focus on the same control across the swap (by position in the region).
     var focused = document.activeElement;
-    var id = focused && region.contains(focused) ? focused.id : "";
+    var index = -1;
+    if (focused && region.contains(focused)) {
+      index = Array.prototype.indexOf.call(region.querySelectorAll(FOCUSABLE), focused);
+    }
     region.innerHTML = html;
-    if (id && document.getElementById(id)) document.getElementById(id).focus();
+    var again = index >= 0 ? region.querySelectorAll(FOCUSABLE)[index] : null;
+    if (again) again.focus();
   }
 
   function poll() {
