@@ -50,6 +50,11 @@ def _template_globals() -> dict[str, object]:
     return {"csrf_token": csrf_token, "admin_name": g.get("admin_name")}
 
 
+def actor() -> str:
+    """Who did it, for the event log: the signed-in admin token's name."""
+    return f"web:{g.get('admin_name') or '?'}"[:64]
+
+
 def signed_in() -> bool:
     """Whether this session's admin token is still live (checked against the registry)."""
     digest = session.get("admin")

@@ -16,6 +16,7 @@ from server.models import ClientCreate, ClientUpdate
 from server.registry import clients, events, groups, installs, profiles
 from server.registry.database import session_scope
 from server.web import bp
+from server.web.auth import actor
 from server.web.forms import build, parse_vars, words
 from server.web.pages import local_path, page
 
@@ -129,12 +130,12 @@ def apply(action: str, mac: str, profile: str) -> None:
     with session_scope(f.engine, write=True) as s:
         row = clients.get(s, mac)
         if action == "reinstall":
-            installs.reinstall(s, row, f.policy, f.catalog, request.remote_addr)
+            installs.reinstall(s, row, f.policy, f.catalog, actor())
         elif action == "cancel":
-            installs.cancel(s, row, request.remote_addr)
+            installs.cancel(s, row, actor())
         else:
             clients.update(s, mac, ClientUpdate(profile=profile), f.catalog)
-            events.record(s, row.mac, "updated", "profile", request.remote_addr)
+            events.record(s, row.mac, "updated", "profile", actor())
 
 
 def confirm(message: str, action_url: str) -> ResponseReturnValue:
@@ -163,7 +164,7 @@ def client_new() -> ResponseReturnValue:
         data = build(ClientCreate, {"mac": request.form.get("mac", ""), **client_form_data()})
         with session_scope(fleet().engine, write=True) as s:
             row = clients.create(s, data, fleet().catalog)
-            events.record(s, row.mac, "registered", f"profile {data.profile or '-'}", "web")
+            events.record(s, row.mac, "registered", f"profile {data.profile or '-'}", actor())
     except BootfleetError as exc:
         error_field = exc.field if isinstance(exc, InvalidInput) else None
         return page(
