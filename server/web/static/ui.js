@@ -10,15 +10,18 @@
     var message = form.getAttribute("data-confirm");
     if (!message || form.querySelector("input[name=confirmed]")) return;
     if (form.id === "bulk") {
-      var picked = form.querySelectorAll("input[name=mac]:checked").length;
+      var all = form.querySelector("input[name=scope]:checked");
+      var picked = all ? all.getAttribute("data-total") :
+        form.querySelectorAll("input[name=mac]:checked").length;
       var action = form.querySelector("select[name=action]");
-      if (!picked) {
+      if (!all && !picked) {
         ev.preventDefault();
         window.alert("Select at least one client first.");
         return;
       }
-      message = action.options[action.selectedIndex].text + " for " + picked +
-        " selected client" + (picked === 1 ? "" : "s") + "?";
+      message = action.options[action.selectedIndex].text + " for " + (all ? "all " : "") +
+        picked + (all ? " matching" : " selected") + " client" +
+        (String(picked) === "1" ? "" : "s") + "?";
     }
     if (!window.confirm(message)) {
       ev.preventDefault();
