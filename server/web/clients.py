@@ -150,6 +150,7 @@ def client_bulk() -> ResponseReturnValue:
             done.append(mac)
         except BootfleetError as exc:
             skipped.append(f"{mac}: {exc.message}")
+    log.info("web UI: %s: %s on %d client(s), %d skipped", actor(), action, len(done), len(skipped))
     verb = {"reinstall": "Reinstall requested for", "cancel": "Cancelled", "assign": "Assigned"}
     suffix = f" profile {profile} to" if action == "assign" else ""
     if done:
