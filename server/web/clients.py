@@ -195,8 +195,8 @@ def client_form_data() -> dict[str, Any]:
 
 @bp.route("/clients/new", methods=["GET", "POST"])
 def client_new() -> ResponseReturnValue:
-    if request.method == "GET":
-        return page("client_form.html", form={}, **choices())
+    if request.method == "GET":  # ?mac= comes from the dashboard's unregistered machines
+        return page("client_form.html", form={"mac": request.args.get("mac", "")}, **choices())
     try:
         data = build(ClientCreate, {"mac": request.form.get("mac", ""), **client_form_data()})
         with session_scope(fleet().engine, write=True) as s:
