@@ -319,6 +319,8 @@ def test_admin_journey(server: Server, new_page: Any) -> None:
     shot(page, "clients")
 
     # The dashboard follows installs live: counts, progress bars, failures.
+    with urllib.request.urlopen(f"{server.url}/ipxe?mac=52:54:00:ee:00:01", timeout=30) as r:
+        assert b"booting from disk" in r.read()  # an unregistered machine boots its disk
     second = boot(server, "52:54:00:bb:00:01")
     report(second, "progress", {"percent": 30, "message": "fetching packages"})
     page.get_by_role("link", name="Dashboard").click()
@@ -337,6 +339,13 @@ def test_admin_journey(server: Server, new_page: Any) -> None:
     expect(page.locator("[data-count=installing]")).to_have_text("2")
     expect(page.locator("[data-region=failures]")).to_contain_text("lab-pc01")
     assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
+    expect(page.get_by_role("link", name="Register 52:54:00:ee:00:01")).to_be_visible()
+    # lab-pc03's news moved it above lab-pc02; focus stayed on lab-pc02's link all the same
+    expect(page.locator("[data-region=active] tbody tr").first).to_have_attribute(
+        "data-mac", "52:54:00:bb:00:02"
+    )
+    expect(row.get_by_role("link", name="lab-pc02")).to_be_focused()
+    page.evaluate("document.activeElement.blur()")
     shot(page, "dashboard")
     DASHBOARD_PNG.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(DASHBOARD_PNG), full_page=True)

@@ -65,19 +65,27 @@
 
   var FOCUSABLE = "a[href], button, input, select, textarea";
 
+  function identity(el) {
+    return el.id || el.getAttribute("href") || el.getAttribute("formaction") ||
+      (el.form ? el.form.getAttribute("action") : "") + "#" + (el.name || el.textContent);
+  }
+
   function swap(name, html) {
     var region = document.querySelector('[data-region="' + name + '"]');
     if (!region || last[name] === html) return;
     last[name] = html;
-    // Keep keyboard focus on the same control across the swap (by position in the region).
+    // Keep keyboard focus on the same control across the swap, even if rows moved.
     var focused = document.activeElement;
-    var index = -1;
-    if (focused && region.contains(focused)) {
-      index = Array.prototype.indexOf.call(region.querySelectorAll(FOCUSABLE), focused);
-    }
+    var wanted = focused && region.contains(focused) ? identity(focused) : null;
     region.innerHTML = html;
-    var again = index >= 0 ? region.querySelectorAll(FOCUSABLE)[index] : null;
-    if (again) again.focus();
+    if (wanted === null) return;
+    var controls = region.querySelectorAll(FOCUSABLE);
+    for (var i = 0; i < controls.length; i++) {
+      if (identity(controls[i]) === wanted) {
+        controls[i].focus();
+        return;
+      }
+    }
   }
 
   function poll() {
