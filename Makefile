@@ -6,9 +6,10 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 
-# `make serve` keeps its state inside the checkout so a demo never touches /var/lib.
-export BOOTFLEET_DATA_DIR   ?= $(CURDIR)/var
-export BOOTFLEET_IMAGES_DIR ?= $(CURDIR)/images
+# `make serve` keeps its state inside the checkout so a demo never touches /var/lib
+# (only for serve: the tests must not see these).
+SERVE_ENV := BOOTFLEET_DATA_DIR=$${BOOTFLEET_DATA_DIR:-$(CURDIR)/var} \
+             BOOTFLEET_IMAGES_DIR=$${BOOTFLEET_IMAGES_DIR:-$(CURDIR)/images}
 
 .PHONY: serve test lint debs clean
 
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 serve: $(STAMP)
-	$(BIN)/bootfleet serve
+	$(SERVE_ENV) $(BIN)/bootfleet serve
 
 debs:
 	@.ci/install-debs

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import peers, registry, report, suite
+from bench import peers, profile, registry, report, suite, tftpc
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("registry", "ipxe", "config", "single", "storm", "window", "download")
@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     ap.add_argument("--no-bootfleet-tftp", action="store_true", help="peers only for TFTP")
+    ap.add_argument(
+        "--no-profile", action="store_true", help="skip the py-spy runs (extra, not timed)"
+    )
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     repeat = 1 if args.quick else args.repeat
@@ -87,14 +90,24 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "notes": [],
     }
-    with_tftp = peers.bootfleet_has_tftp() and not args.no_bootfleet_tftp
+    tftp_mode = "" if args.no_bootfleet_tftp else peers.bootfleet_tftp_mode()
+    with_tftp = bool(tftp_mode)
     if not with_tftp:
         r["notes"].append("Bootfleet TFTP not measured: server/tftp is not on this branch yet.")
+    elif tftp_mode == "service":
+        r["notes"].append(
+            "Bootfleet TFTP ran as server.tftp.server.TftpService in its own process "
+            "(bench/ours_tftp.py): `bootfleet serve` did not wire TFTP on this branch yet."
+        )
     running: list[peers.Server] = []
     try:
         print("starting servers on 127.0.0.1 ...", flush=True)
-        ours = peers.bootfleet(root, work, tftp=with_tftp)
-        running.append(ours)
+        http_ours = peers.bootfleet(root, work, tftp=tftp_mode == "serve")
+        running.append(http_ours)
+        ours = http_ours
+        if tftp_mode == "service":
+            ours = peers.bootfleet_tftp_alone(root, work)
+            running.append(ours)
         tftp_servers = [peers.tftpd_hpa(root, work), peers.dnsmasq(root, work)]
         running += tftp_servers
         stock = peers.stock_tftpy(root, work)
@@ -111,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             return False
 
         if step("registry"):
-            r["registry"] = reg = registry.run(data_dir, ours.http_port or 0, work, clients)
+            r["registry"] = reg = registry.run(data_dir, http_ours.http_port or 0, work, clients)
             reg.pop("token", None)
         if step("ipxe"):
-            r["ipxe"] = suite.ipxe_http(ours, nginx, root, clients, work, http_seconds)
+            r["ipxe"] = suite.ipxe_http(http_ours, nginx, root, clients, work, http_seconds)
         if step("config") and with_tftp:
             r["tftp_config"] = config_section(ours, tftp_servers, root, clients, args.quick)
         if step("single"):
@@ -124,8 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         if step("window"):
             w_servers = ([ours] if with_tftp else []) + tftp_servers
             r["window"] = suite.window(w_servers, (1, 4, 16, 64), repeat, sums)
+        if not args.no_profile and profile.py_spy() is not None:
+            print(f"[{time.strftime('%H:%M:%S')}] profiles (extra runs, not timed) ...")
+            r["profiles"] = profiles(http_ours, ours if with_tftp else None, work, sums, clients)
         if step("download"):
-            r["download"] = suite.big_download(ours)
+            r["download"] = suite.big_download(http_ours)
             r["big"] = suite.BIG
     finally:
         for s in reversed(running):
@@ -148,7 +164,6 @@ def config_section(
     ours: peers.Server, peer_list: list[peers.Server], root: Path, clients: int, quick: bool
 ) -> dict[str, dict[str, float]]:
     """Per-MAC pxelinux config from Bootfleet; a static file of that size from the peers."""
-    from bench import tftpc
 
     def name_for(i: int) -> str:
         return "pxelinux.cfg/01-" + registry.mac((i * 7) % clients).replace(":", "-")
@@ -165,6 +180,29 @@ def config_section(
     servers = [("bootfleet", ours, name_for)]
     servers += [(f"{p.name} static", p, lambda _i: "pxelinux.cfg/same-size") for p in peer_list]
     return suite.tftp_config(servers, n, secs)
+
+
+def profiles(
+    http: peers.Server, tftp: peers.Server | None, work: Path, sums: dict[str, str], clients: int
+) -> dict[str, list[tuple[str, float, float]]]:
+    """Where Bootfleet's time goes in the storm and under /ipxe load (py-spy, busy samples)."""
+    out = {}
+    if tftp is not None:
+        raw = work / "storm.pyspy"
+        with profile.sampled(tftp.pid, 15, raw):
+            suite.storm_once(tftp, 500, sums)
+        out["500-client storm, TFTP process"] = profile.summarize(raw)
+    raw = work / "ipxe.pyspy"
+    script = work / "rotate-macs.lua"
+    with profile.sampled(http.pid, 6, raw, gil=True):
+        suite.httpload.wrk(
+            f"http://{peers.LOOPBACK}:{http.http_port}",
+            seconds=5,
+            connections=16,
+            script=script if script.exists() else None,
+        )
+    out["/ipxe under wrk, HTTP process, GIL holder only"] = profile.summarize(raw)
+    return out
 
 
 if __name__ == "__main__":

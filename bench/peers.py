@@ -182,12 +182,31 @@ http {{
     return _wait(server, http_ready(port, "/" + READY_FILE))
 
 
-def bootfleet_has_tftp() -> bool:
+def bootfleet_tftp_mode() -> str:
+    """'serve' when `bootfleet serve` runs TFTP, 'service' when only the TftpService class
+    exists (run by bench.ours_tftp), '' when this branch has no TFTP at all."""
     try:
-        import server.tftp.service  # noqa: F401
+        import server.tftp.service
+
+        return "serve"
     except ImportError:
-        return False
-    return True
+        pass
+    try:
+        import server.tftp.server  # noqa: F401
+
+        return "service"
+    except ImportError:
+        return ""
+
+
+def bootfleet_tftp_alone(images: Path, work: Path) -> Server:
+    """Bootfleet's TftpService in its own process, on the registry `bootfleet` made."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.ours_tftp", str(work / "bootfleet-data"), str(images)]
+    server = _spawn("bootfleet-tftp", [*argv, str(port)], work)
+    server.name = "bootfleet"
+    server.tftp_port = port
+    return _wait(server, tftp_ready(port), 60)
 
 
 def bootfleet(images: Path, work: Path, *, tftp: bool) -> Server:

@@ -248,6 +248,15 @@ def markdown(r: dict[str, Any]) -> str:
                 f"{dl['rss_max_mib']:.1f} MiB during, {dl['rss_after_mib']:.1f} MiB after"
             )
         lines.append("")
+    for title, rows in (r.get("profiles") or {}).items():
+        lines += [
+            f"## Profile: {title} (py-spy, share of busy samples)",
+            "",
+            "| function | inclusive % | own % |",
+            "|---|---:|---:|",
+        ]
+        lines += [f"| `{name}` | {inc:.1f} | {own:.1f} |" for name, inc, own in rows]
+        lines.append("")
     for note in r.get("notes", []):
         lines.append(f"- {note}")
     return "\n".join(lines) + "\n"

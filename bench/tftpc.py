@@ -184,7 +184,8 @@ class Client:
                 break
             for fd, _ in self.ep.poll(0.05):
                 t = self.active.get(fd)
-                while t is not None and fd in self.active:
+                # a finished transfer's fd may be reused at once by the next one (closed loop)
+                while t is not None and self.active.get(fd) is t:
                     try:
                         data, addr = recv(t.sock, 65536)
                     except BlockingIOError:

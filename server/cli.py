@@ -111,6 +111,8 @@ def _shared_obj() -> dict[str, Any]:
 @click.option("--progress-timeout", type=int, help="Seconds without progress (7200).")
 @click.option("--grace-seconds", type=int, help="Re-read window for installer configs (120).")
 @click.option("--reap-interval", type=float, help="Seconds between deadline checks (30).")
+@click.option("--rate-limit", type=float, help="Boot/callback requests/s per source (10; 0 off).")
+@click.option("--rate-burst", type=int, help="Burst of boot/callback requests per source (120).")
 @click.option(
     "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
 )
@@ -191,10 +193,14 @@ def db_migrate(**kwargs: Any) -> None:
 
 
 def _register_subcommands() -> None:
-    from server import cli_images, cli_registry
+    from server import cli_backup, cli_images, cli_registry
 
     for command in [*cli_registry.COMMANDS, cli_images.images, cli_images.templates]:
         main.add_command(command)
+    for command in cli_backup.COMMANDS:
+        main.add_command(command)
+    for command in cli_backup.DB_COMMANDS:
+        db.add_command(command)
 
 
 _register_subcommands()

@@ -63,7 +63,8 @@ def _fail(exc: BootfleetError) -> click.ClickException:
 def images(ctx: click.Context, images_dir: Path | None) -> None:
     """Import, list, verify and delete boot images; copy boot loaders."""
     ctx.obj = ctx.obj if isinstance(ctx.obj, dict) else _Options(images_dir=images_dir)
-    if isinstance(ctx.obj, dict) and images_dir is not None:  # the flag beats the environment
+    flag = ctx.get_parameter_source("images_dir") == click.core.ParameterSource.COMMANDLINE
+    if isinstance(ctx.obj, dict) and images_dir is not None and flag:  # a flag beats settings
         ctx.obj["images_dir"] = images_dir
 
 

@@ -377,22 +377,11 @@ def group_delete(name: str, **kw: Any) -> None:
 @friendly
 def group_reinstall(name: str, **kw: Any) -> None:
     """Reinstall every member of the group that is not already being reinstalled."""
-    from server.errors import BootfleetError
-    from server.models import Client
-
     fleet = open_fleet(kw)
     with session_scope(fleet.engine) as s:
         ids = groups.member_ids(s, name)
-    for cid in ids:
-        try:
-            with session_scope(fleet.engine, write=True) as s:
-                client = s.get(Client, cid)
-                if client is None:
-                    continue
-                installs.reinstall(s, client, fleet.policy, fleet.catalog, "cli")
-            click.echo(f"{client.mac}: pending")
-        except BootfleetError as exc:
-            click.echo(f"{client.mac if client else cid}: skipped ({exc.message})")
+    for mac, why in installs.reinstall_each(fleet.engine, ids, fleet.policy, fleet.catalog, "cli"):
+        click.echo(f"{mac}: pending" if why is None else f"{mac}: skipped ({why})")
 
 
 COMMANDS = [profile_group, client_group, group_group, reinstall, cancel, client_events]

@@ -52,6 +52,9 @@ class Settings:
     grace_seconds: int = 120  # re-reads of an installer config within this window: same answer
     reap_interval: float = 30.0
     db_busy_timeout: int = 5000  # ms a SQLite write waits for a lock before answering 503
+    # Per source address, for boot scripts and installer callbacks (0 turns the limit off).
+    rate_limit: float = 10.0  # requests per second, sustained
+    rate_burst: int = 120  # requests at once
     http_threads: int = 16
     log_level: str = "INFO"
 

@@ -65,3 +65,14 @@ class Unavailable(BootfleetError):
 
     code = "unavailable"
     status = 503
+
+
+class TooManyRequests(BootfleetError):
+    """One source sent more requests than its rate limit allows; retry after `retry_after`."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -12,6 +12,7 @@ import waitress
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from server.api import create_app
+from server.backup import serving_lock
 from server.config import Settings
 from server.errors import StartupError
 from server.fleet import Fleet
@@ -33,6 +34,12 @@ def configure_logging(level: str) -> None:
 
 
 def serve(settings: Settings) -> None:
+    # A shared lock on <data_dir>/serve.lock, with our PID: `db restore` refuses while held.
+    with serving_lock(settings.data_dir):
+        _serve(settings)
+
+
+def _serve(settings: Settings) -> None:
     fleet = Fleet.open(settings)
     settings.images.mkdir(parents=True, exist_ok=True)
     app = create_app(fleet=fleet)

@@ -99,3 +99,17 @@ def test_markdown_names_every_server() -> None:
     text = report.markdown(run_with(2.0, 4.0, 2.5))
     for name in ("bootfleet", "tftp-hpa", "dnsmasq", "| storm 200: wall / best peer | 0.80x"):
         assert name in text
+
+
+def test_profile_summary_drops_idle_frames(tmp_path: Path) -> None:
+    from bench import profile
+
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        "run (a.py:1);send (t.py:9) 30\n"
+        "run (a.py:1);recv (t.py:4) 10\n"
+        "run (a.py:1);Condition.wait (threading.py:3) 500\n"
+    )
+    rows = profile.summarize(raw)
+    assert rows[0] == ("send (t.py)", 75.0, 75.0)
+    assert [r[0] for r in rows] == ["send (t.py)", "recv (t.py)"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 
-from server import web
+from server import ratelimit, web
 from server.api import boot, clients, docs, errors, groups, installs, profiles, templates
 from server.config import Settings
+from server.errors import TooManyRequests
 from server.fleet import Fleet
+from server.ratelimit import RateLimiter
 
 MAX_BODY = 1024 * 1024
 
@@ -31,6 +33,16 @@ def create_app(
     app.config["BOOTFLEET_CATALOG"] = fleet.catalog
     app.config["BOOTFLEET_IMAGES_DIR"] = fleet.settings.images
     errors.init_app(app)
+    limiter = RateLimiter(fleet.settings.rate_limit, fleet.settings.rate_burst)
+    app.extensions["bootfleet_ratelimit"] = limiter
+
+    @app.before_request
+    def _rate_limit() -> None:
+        if limiter.enabled and ratelimit.applies(request.path):
+            wait = limiter.take(request.remote_addr or "-")
+            if wait > 0:
+                raise TooManyRequests(f"too many requests from {request.remote_addr}", wait)
+
     for module in (boot, profiles, clients, groups, installs, templates, docs):
         app.register_blueprint(module.bp)
     app.register_blueprint(web.bp)  # the admin web UI under /ui/ (server/web/)

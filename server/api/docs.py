@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 import server
+from server import ratelimit
 from server.api.schemas import ErrorBody
 from server.models import NAME_RE
 
@@ -29,6 +30,7 @@ ERRORS = {
     404: "No such resource",
     409: "Conflict: exists already, in use, or a forbidden or lost state change",
     413: "Body over 1 MiB",
+    429: "Too many requests from this source; retry after `Retry-After` seconds",
     503: "Registry busy or unreachable; retry after `Retry-After` seconds",
 }
 
@@ -135,6 +137,11 @@ def build_spec() -> dict[str, Any]:
                 continue
             responses[str(status)] = {
                 "description": ERRORS[status],
+                "content": {"application/json": {"schema": ref(ErrorBody, "serialization")}},
+            }
+        if ratelimit.applies(path):
+            responses["429"] = {
+                "description": ERRORS[429],
                 "content": {"application/json": {"schema": ref(ErrorBody, "serialization")}},
             }
         op["responses"] = responses

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from server.errors import BootfleetError, InvalidInput, Unavailable
+from server.errors import BootfleetError, InvalidInput, TooManyRequests, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ def init_app(app: Flask) -> None:
         response = error_response(exc.status, exc.code, exc.message, field)
         if isinstance(exc, Unavailable):
             response.headers["Retry-After"] = "5"
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         return response
 
     @app.errorhandler(HTTPException)

@@ -9,8 +9,7 @@ from server.api.body import parse
 from server.api.context import fleet, out, peer
 from server.api.docs import doc
 from server.api.schemas import GroupList, GroupReinstall, Skipped
-from server.errors import BootfleetError
-from server.models import Client, GroupCreate, GroupPublic, GroupUpdate
+from server.models import GroupCreate, GroupPublic, GroupUpdate
 from server.registry import groups, installs
 from server.registry.database import session_scope
 
@@ -62,18 +61,10 @@ def reinstall_group(name: str) -> Response:
     f = fleet()
     with session_scope(f.engine) as s:
         ids = groups.member_ids(s, name)
-    requested: list[str] = []
-    skipped: list[Skipped] = []
-    for cid in ids:
-        mac = f"client #{cid}"
-        try:
-            with session_scope(f.engine, write=True) as s:
-                client = s.get(Client, cid)
-                if client is None:
-                    continue
-                mac = client.mac
-                installs.reinstall(s, client, f.policy, f.catalog, peer())
-            requested.append(mac)
-        except BootfleetError as exc:
-            skipped.append(Skipped(mac=mac, reason=exc.message))
-    return out(GroupReinstall(requested=requested, skipped=skipped))
+    outcomes = installs.reinstall_each(f.engine, ids, f.policy, f.catalog, peer())
+    return out(
+        GroupReinstall(
+            requested=[mac for mac, why in outcomes if why is None],
+            skipped=[Skipped(mac=mac, reason=why) for mac, why in outcomes if why is not None],
+        )
+    )

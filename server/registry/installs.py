@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from server.catalog import Catalog
-from server.errors import Conflict, InvalidInput, Unauthorized
+from server.errors import BootfleetError, Conflict, InvalidInput, Unauthorized
 from server.lifecycle import Action, State, compare_and_set, target
 from server.models import FAILURE_LOG_MAX, Client, Install, Profile, utcnow
 from server.registry import clients, events
+from server.registry.database import session_scope
 from server.tokens import install_token, new_salt, token_hash
 
 ACTIVE_INSTALL = ("pending", "booting", "installing")
@@ -279,3 +281,28 @@ def touch_boot(session: Session, install: Install, policy: Policy) -> None:
     if install.state == State.BOOTING.value:
         install.deadline_at = utcnow() + timedelta(seconds=policy.boot_timeout)
         session.add(install)
+
+
+def reinstall_each(
+    engine: Engine, client_ids: list[int], policy: Policy, catalog: Catalog, source: str | None
+) -> list[tuple[str, str | None]]:
+    """Reinstall many clients, each in its own transaction, so that one that cannot take a
+    reinstall (no profile, already installing) does not hold back the rest.
+
+    Returns (MAC, None) for each client now pending and (MAC, reason) for each one skipped,
+    in the order given.
+    """
+    outcomes: list[tuple[str, str | None]] = []
+    for cid in client_ids:
+        mac = f"client #{cid}"
+        try:
+            with session_scope(engine, write=True) as session:
+                client = session.get(Client, cid)
+                if client is None:  # deleted meanwhile
+                    continue
+                mac = client.mac
+                reinstall(session, client, policy, catalog, source)
+            outcomes.append((mac, None))
+        except BootfleetError as exc:
+            outcomes.append((mac, exc.message))
+    return outcomes

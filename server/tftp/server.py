@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import ipaddress
 import itertools
 import logging
 import os
@@ -368,26 +369,24 @@ class TftpService:
             self._arm(t)
 
     def _on_transfer(self, t: Transfer, now: float) -> None:
-        sock = t.sock
-        for _ in range(_BURST):
-            try:
-                buf, addr = sock.recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                log.debug("%s %s: receive failed: %s", t.peer[0], t.filename, exc)
-                break
-            if addr != t.peer:
-                # RFC 1350 section 4: a packet from a wrong TID gets ERROR 5 at its source;
-                # the transfer itself is not touched.
-                if not (len(buf) >= 2 and buf[1] == packets.ERROR):
-                    self._send_tid_error(sock, addr)
-                continue
-            result = t.on_packet(buf, now)
-            if result is not None:
-                self._finish(t, result, now)
-                return
-        self._arm(t)
+        # One datagram per readiness event: lock-step transfers have exactly one ACK
+        # waiting, and epoll (level-triggered) reports the socket again if more are queued.
+        try:
+            buf, addr = t.sock.recvfrom(2048)
+        except OSError as exc:  # BlockingIOError included: nothing there after all
+            log.debug("%s %s: receive failed: %s", t.peer[0], t.filename, exc)
+            return
+        if addr != t.peer:
+            # RFC 1350 section 4: a packet from a wrong TID gets ERROR 5 at its source;
+            # the transfer itself is not touched.
+            if not (len(buf) >= 2 and buf[1] == packets.ERROR):
+                self._send_tid_error(t.sock, addr)
+            return
+        result = t.on_packet(buf, now)
+        if result is not None:
+            self._finish(t, result, now)
+        else:
+            self._arm(t)
 
     def _send_tid_error(self, sock: socket.socket, addr: tuple[str, int]) -> None:
         try:
@@ -476,20 +475,30 @@ class TftpService:
 
 
 def _broadcast_addresses() -> set[str]:
-    """IPv4 broadcast addresses of this host's interfaces (netifaces), best effort."""
+    """IPv4 broadcast addresses of this host's subnets (best effort, from netifaces).
+
+    Computed from address and netmask: netifaces reports the interface's own address as
+    "broadcast" for a veth configured without `brd`, which would make us ignore unicast.
+    """
     try:
         import netifaces
     except ImportError:
         return set()
     found: set[str] = set()
+    local: set[str] = set()
     try:
         for iface in netifaces.interfaces():
             for entry in netifaces.ifaddresses(iface).get(netifaces.AF_INET, []):
-                if entry.get("broadcast"):
-                    found.add(entry["broadcast"])
+                addr, mask = entry.get("addr"), entry.get("netmask")
+                if not addr:
+                    continue
+                local.add(addr)
+                net = ipaddress.IPv4Interface(f"{addr}/{mask or 32}").network
+                if net.prefixlen <= 30:  # /31 and /32 have no broadcast address
+                    found.add(str(net.broadcast_address))
     except (OSError, ValueError):
         pass
-    return found
+    return found - local
 
 
 def _raise_fd_limit(wanted: int) -> None:

@@ -13,6 +13,7 @@ from server.tftp.options import Negotiated
 log = logging.getLogger(__name__)
 
 _UNPACK = packets.OPCODE_BLOCK.unpack_from
+MAX_RTO = 8.0  # seconds
 
 
 class Transfer:
@@ -67,7 +68,10 @@ class Transfer:
         # RFC 2349: the client's timeout option sets our retransmission timeout.
         self.rto0 = float(neg.timeout) if neg.timeout else timeout
         self.rto = self.rto0
-        self.max_rto = max(self.rto0, min(self.rto0 * 8, 30.0))
+        # Back off up to MAX_RTO: a client whose own timer restarts on every duplicate DATA
+        # (atftp ignores repeats of a block it already ACKed) only re-ACKs once our gap
+        # grows past its timeout.
+        self.max_rto = max(self.rto0, MAX_RTO)
         self.retries = retries
         self.acked = self.sent = 0
         self.tries = self.retransmits = self.sent_bytes = 0
@@ -141,7 +145,8 @@ class Transfer:
         try:
             for block in range(first, last + 1):
                 chunk = src.read((block - 1) * bs, bs)
-                sock.sendmsg((packets.data_header(block), chunk), (), 0, peer)
+                # One buffer: sendto(header + chunk) beats sendmsg's two-part iovec in Python.
+                sock.sendto(packets.data_header(block) + chunk, peer)
                 self.sent_bytes += len(chunk)
         except BlockingIOError:
             pass  # socket buffer full: the rest of the window goes out after the timeout

@@ -32,7 +32,7 @@ class Raw:
         self.sock.sendto(data, addr or self.server)
 
     def rrq(self, name: str | bytes, mode: str = "octet", **options: object) -> None:
-        self.send(request(1, name, mode, **options))
+        self.send(request(1, name, mode, options))
 
     def recv(self) -> tuple[int, int, bytes, tuple[str, int]]:
         """(opcode, block or error code, payload, source address)."""
@@ -64,10 +64,12 @@ class Raw:
             assert addr == tid
 
 
-def request(opcode: int, name: str | bytes, mode: str = "octet", **options: object) -> bytes:
+def request(
+    opcode: int, name: str | bytes, mode: str = "octet", opts: dict[str, object] | None = None
+) -> bytes:
     raw = name if isinstance(name, bytes) else name.encode()
     out = struct.pack("!H", opcode) + raw + b"\0" + mode.encode() + b"\0"
-    for key, value in options.items():
+    for key, value in (opts or {}).items():
         out += key.encode() + b"\0" + str(value).encode() + b"\0"
     return out
 
@@ -125,7 +127,7 @@ def download(
         argv = [need("tftp"), "-m", mode, host, str(port), "-c", "get", name, str(out)]
         return run(argv, out.parent)
     if client == "atftp":
-        argv = [need("atftp"), "--tftp-timeout", "2"]
+        argv = [need("atftp"), "--tftp-timeout", "1"]
         if blksize:
             argv += ["--option", f"blksize {blksize}"]
         if windowsize:

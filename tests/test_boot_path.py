@@ -1,0 +1,93 @@
+"""The boot path's fast lane: local-boot decisions on a read, group-committed sightings."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+from sqlmodel import select
+
+from server.fleet import Fleet
+from server.models import Client, Discovered
+from server.registry.database import session_scope
+
+
+def row(fleet: Fleet, mac: str) -> Client:
+    with session_scope(fleet.engine) as s:
+        found = s.exec(select(Client).where(Client.mac == mac)).one()
+        s.expunge(found)
+        return found
+
+
+def test_idle_client_boots_locally_and_is_seen(fleet: Fleet, registered: str) -> None:
+    spec = fleet.booter.resolve(registered.upper(), "x86_64", "192.0.2.7")
+    assert (spec.action, spec.mac, spec.reason) == (
+        "local",
+        registered,
+        "client is idle: local boot",
+    )
+    seen = row(fleet, registered)
+    assert (seen.last_ip, seen.last_arch, seen.state) == ("192.0.2.7", "x86_64", "idle")
+    assert seen.last_seen_at is not None
+    first = seen.last_seen_at
+    fleet.booter.resolve(registered, None, None)  # no arch, no peer: the old ones stay
+    again = row(fleet, registered)
+    assert (again.last_ip, again.last_arch) == ("192.0.2.7", "x86_64")
+    assert again.last_seen_at is not None and again.last_seen_at >= first
+    assert again.version == seen.version and again.updated_at == seen.updated_at
+    with session_scope(fleet.engine) as s:  # stored as the ORM stores it: SQLite's text form
+        stored = s.connection().exec_driver_sql(
+            "SELECT last_seen_at, created_at FROM client WHERE mac = ?", (registered,)
+        )
+        last_seen, created = stored.one()
+    assert len(last_seen) == len(created) and last_seen[10] == created[10] == " "
+
+
+def test_pending_client_gets_its_installer_once_then_grace(
+    fleet: Fleet, registered: str, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    r = client.post(f"/api/v1/clients/{registered}/reinstall", headers=auth)
+    assert r.status_code == 200, r.text
+    spec = fleet.booter.resolve(registered, "x86_64", "192.0.2.7")
+    assert spec.action == "install"
+    assert row(fleet, registered).state == "booting"
+    assert fleet.booter.resolve(registered, "x86_64", "192.0.2.7").action == "install"  # grace
+    r = client.get(f"/ipxe?mac={registered}")
+    assert r.status_code == 200 and "kernel " in r.text, r.text
+
+
+def test_unregistered_and_malformed(fleet: Fleet) -> None:
+    spec = fleet.booter.resolve("52:54:00:aa:bb:cc", "x86_64", "192.0.2.9")
+    assert (spec.action, spec.reason) == ("local", "unregistered machine: local boot")
+    with session_scope(fleet.engine) as s:
+        assert s.get(Discovered, "52:54:00:aa:bb:cc") is not None
+    assert fleet.booter.resolve("nonsense", None, None).reason == "malformed MAC: local boot"
+    assert fleet.booter.resolve(None, None, None).reason == "no MAC in the request"
+
+
+def test_ipxe_route_answers_local_boot(client: FlaskClient, registered: str) -> None:
+    r = client.get(f"/ipxe?mac={registered}&arch=x86_64")
+    assert r.status_code == 200, r.text
+    assert r.text.startswith("#!ipxe") and "exit" in r.text
+
+
+def test_concurrent_sightings_are_all_committed(fleet: Fleet) -> None:
+    import threading
+
+    from server.registry import clients as registry_clients
+
+    macs = [f"52:54:00:00:01:{i:02x}" for i in range(24)]
+    with session_scope(fleet.engine, write=True) as s:
+        registry_clients.import_csv(s, "\n".join(macs) + "\n", fleet.catalog)
+
+    def boot(mac: str, n: int) -> None:
+        for _ in range(5):
+            assert fleet.booter.resolve(mac, "x86_64", f"192.0.2.{n}").action == "local"
+
+    threads = [threading.Thread(target=boot, args=(m, i)) for i, m in enumerate(macs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, mac in enumerate(macs):
+        seen = row(fleet, mac)
+        assert (seen.last_ip, seen.last_arch) == (f"192.0.2.{i}", "x86_64")
+        assert seen.last_seen_at is not None
