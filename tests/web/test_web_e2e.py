@@ -472,3 +472,24 @@ def test_pages_pass_axe_accessibility_checks(server: Server, new_page: Any) -> N
         check(f"{path} (dark)")
     shot(page, "dark-clients")
     assert not problems, "\n\n".join(f"== {k}\n{v}" for k, v in problems.items())
+
+
+def test_works_without_javascript(server: Server, new_page: Any) -> None:
+    """Progressive enhancement: with scripts off, the server asks for confirmation itself."""
+    from playwright.sync_api import expect
+
+    mac = "52:54:00:dd:00:01"
+    try:
+        api(server, "POST", "/api/v1/profiles", {"name": "nojs", "kernel": "debian/linux"})
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 409
+    api(server, "POST", "/api/v1/clients", {"mac": mac, "hostname": "nojs", "profile": "nojs"})
+    page = new_page(java_script_enabled=False)
+    sign_in(page, server.token)
+    page.goto(f"/ui/clients/{mac}")
+    page.get_by_role("button", name="Reinstall…").click()
+    expect(page.get_by_role("heading", name="Please confirm")).to_be_visible()
+    shot(page, "no-js-confirm")
+    page.get_by_role("button", name="Yes, go ahead").click()
+    expect(page.locator("#client-state")).to_have_text("pending")
+    expect(page.locator(".flash.ok")).to_contain_text("Reinstall requested")
