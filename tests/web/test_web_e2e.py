@@ -493,3 +493,15 @@ def test_works_without_javascript(server: Server, new_page: Any) -> None:
     page.get_by_role("button", name="Yes, go ahead").click()
     expect(page.locator("#client-state")).to_have_text("pending")
     expect(page.locator(".flash.ok")).to_contain_text("Reinstall requested")
+
+
+def test_live_updates_say_why_they_pause(server: Server, new_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    mac = "52:54:00:dd:00:02"
+    api(server, "POST", "/api/v1/clients", {"mac": mac, "hostname": "gone-soon"})
+    page = new_page()
+    sign_in(page, server.token)
+    page.goto(f"/ui/clients/{mac}")
+    api(server, "DELETE", f"/api/v1/clients/{mac}")
+    expect(page.locator(".live-note")).to_contain_text(f"no client with MAC {mac}")

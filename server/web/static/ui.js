@@ -94,7 +94,13 @@
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
         if (response.status === 401) window.location.reload();
-        if (!response.ok) throw new Error("HTTP " + response.status);
+        if (!response.ok) {
+          return response.json().catch(function () {
+            return {};
+          }).then(function (body) {
+            throw new Error((body.error && body.error.message) || "HTTP " + response.status);
+          });
+        }
         return response.json();
       })
       .then(function (data) {
@@ -104,8 +110,9 @@
         note.hidden = true;
         main.setAttribute("data-live-ok", String(Date.now()));
       })
-      .catch(function () {
-        note.textContent = "Live updates paused: the server does not answer. Retrying…";
+      .catch(function (error) {
+        note.textContent = "Live updates paused (" + (error.message || "no answer") +
+          "). Retrying…";
         note.hidden = false;
       })
       .then(function () {
