@@ -437,6 +437,7 @@ def test_pages_pass_axe_accessibility_checks(server: Server, new_page: Any) -> N
     problems: dict[str, str] = {}
 
     def check(name: str) -> None:
+        shot(page, "page-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"))
         results = axe.run(page, options=options)
         if results.violations_count:
             problems[name] = results.generate_report()
