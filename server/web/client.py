@@ -1,5 +1,5 @@
-"""One client: details, where each variable comes from, install history, events, and the
-reinstall / cancel / edit actions."""
+"""One client: details, where each variable comes from, what its answer file needs, install
+history, events, and the reinstall / cancel / edit / delete actions."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class Needed:
     name: str
     required: bool
     description: str
-    status: str  # "set", "default" or "missing"
+    status: str  # "set by <layer>", "default", "unset" (optional) or "missing" (required)
     value: Any
 
 
