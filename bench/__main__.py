@@ -59,13 +59,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test")
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (median taken)")
     ap.add_argument("--clients", type=int, default=100_000, help="registered clients")
+    ap.add_argument("--storm-repeat", type=int, default=5, help="rounds of the boot storms")
     ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     ap.add_argument("--no-bootfleet-tftp", action="store_true", help="peers only for TFTP")
     ap.add_argument(
         "--no-profile", action="store_true", help="skip the py-spy runs (extra, not timed)"
     )
+    ap.add_argument("--render", type=Path, help="only redraw .md and .png from a saved .json")
     args = ap.parse_args(argv)
+    if args.render is not None:
+        saved = report.load(args.render)
+        report.chart(saved, args.render.with_suffix(".png"))
+        page = report.markdown(saved) + f"\n![chart]({args.render.stem}.png)\n"
+        args.render.with_suffix(".md").write_text(page)
+        print(page)
+        return 0
     only = set(args.only.split(","))
     repeat = 1 if args.quick else args.repeat
     clients = min(args.clients, 5000) if args.quick else args.clients
@@ -85,29 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     r: dict[str, Any] = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "make bench" + (" (python -m bench " + " ".join(argv or sys.argv[1:]) + ")"),
+        "command": " ".join(["bench/run", *(argv if argv is not None else sys.argv[1:])]),
         "repeat": repeat,
         "machine": machine(),
         "notes": [],
     }
-    tftp_mode = "" if args.no_bootfleet_tftp else peers.bootfleet_tftp_mode()
-    with_tftp = bool(tftp_mode)
+    with_tftp = peers.bootfleet_has_tftp() and not args.no_bootfleet_tftp
     if not with_tftp:
-        r["notes"].append("Bootfleet TFTP not measured: server/tftp is not on this branch yet.")
-    elif tftp_mode == "service":
-        r["notes"].append(
-            "Bootfleet TFTP ran as server.tftp.server.TftpService in its own process "
-            "(bench/ours_tftp.py): `bootfleet serve` did not wire TFTP on this branch yet."
-        )
+        r["notes"].append("Bootfleet TFTP not measured (--no-bootfleet-tftp, or no server/tftp).")
     running: list[peers.Server] = []
     try:
         print("starting servers on 127.0.0.1 ...", flush=True)
-        http_ours = peers.bootfleet(root, work, tftp=tftp_mode == "serve")
-        running.append(http_ours)
-        ours = http_ours
-        if tftp_mode == "service":
-            ours = peers.bootfleet_tftp_alone(root, work)
-            running.append(ours)
+        ours = http_ours = peers.bootfleet(root, work, tftp=with_tftp)
+        running.append(ours)
         tftp_servers = [peers.tftpd_hpa(root, work), peers.dnsmasq(root, work)]
         running += tftp_servers
         stock = peers.stock_tftpy(root, work)
@@ -133,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         if step("single"):
             r["single"] = suite.single(tftp_all, (512, 1468, 8192), repeat)
         if step("storm"):
-            r["storm"] = suite.storm(tftp_all, storm_sizes, repeat, sums)
+            storm_rounds = 1 if args.quick else args.storm_repeat
+            r["storm_repeat"] = storm_rounds
+            r["storm"] = suite.storm(tftp_all, storm_sizes, storm_rounds, sums)
         if step("window"):
             w_servers = ([ours] if with_tftp else []) + tftp_servers
             r["window"] = suite.window(w_servers, (1, 4, 16, 64), repeat, sums)
@@ -177,7 +178,11 @@ def config_section(
     static.write_bytes(b"#" * res[0].nbytes)
     os.chmod(static, 0o644)
     n, secs = (1000, 3.0) if quick else (5000, 10.0)
-    servers = [("bootfleet", ours, name_for)]
+
+    def unregistered(i: int) -> str:  # a new machine: not in the registry (yet)
+        return "pxelinux.cfg/01-" + registry.mac(0x7F000000 + i).replace(":", "-")
+
+    servers = [("bootfleet", ours, name_for), ("bootfleet, unregistered MACs", ours, unregistered)]
     servers += [(f"{p.name} static", p, lambda _i: "pxelinux.cfg/same-size") for p in peer_list]
     return suite.tftp_config(servers, n, secs)
 
@@ -191,7 +196,11 @@ def profiles(
         raw = work / "storm.pyspy"
         with profile.sampled(tftp.pid, 15, raw):
             suite.storm_once(tftp, 500, sums)
-        out["500-client storm, TFTP process"] = profile.summarize(raw)
+        out["500-client storm, Bootfleet process"] = profile.summarize(raw)
+        raw = work / "window.pyspy"
+        with profile.sampled(tftp.pid, 10, raw):
+            suite.window([tftp], (64,), 3, sums)
+        out["14 MiB at windowsize 64 (x3), Bootfleet process"] = profile.summarize(raw)
     raw = work / "ipxe.pyspy"
     script = work / "rotate-macs.lua"
     with profile.sampled(http.pid, 6, raw, gil=True):
@@ -201,7 +210,7 @@ def profiles(
             connections=16,
             script=script if script.exists() else None,
         )
-    out["/ipxe under wrk, HTTP process, GIL holder only"] = profile.summarize(raw)
+    out["/ipxe under wrk, Bootfleet process, GIL holder only"] = profile.summarize(raw)
     return out
 
 

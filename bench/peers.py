@@ -182,31 +182,13 @@ http {{
     return _wait(server, http_ready(port, "/" + READY_FILE))
 
 
-def bootfleet_tftp_mode() -> str:
-    """'serve' when `bootfleet serve` runs TFTP, 'service' when only the TftpService class
-    exists (run by bench.ours_tftp), '' when this branch has no TFTP at all."""
-    try:
-        import server.tftp.service
-
-        return "serve"
-    except ImportError:
-        pass
+def bootfleet_has_tftp() -> bool:
+    """Whether this checkout's `bootfleet serve` runs TFTP (server/tftp landed)."""
     try:
         import server.tftp.server  # noqa: F401
-
-        return "service"
     except ImportError:
-        return ""
-
-
-def bootfleet_tftp_alone(images: Path, work: Path) -> Server:
-    """Bootfleet's TftpService in its own process, on the registry `bootfleet` made."""
-    port = free_port()
-    argv = [sys.executable, "-m", "bench.ours_tftp", str(work / "bootfleet-data"), str(images)]
-    server = _spawn("bootfleet-tftp", [*argv, str(port)], work)
-    server.name = "bootfleet"
-    server.tftp_port = port
-    return _wait(server, tftp_ready(port), 60)
+        return False
+    return True
 
 
 def bootfleet(images: Path, work: Path, *, tftp: bool) -> Server:
@@ -230,9 +212,17 @@ def bootfleet(images: Path, work: Path, *, tftp: bool) -> Server:
     if tftp:
         tftp_port = free_port()
         argv += ["--tftp-port", str(tftp_port)]
+        # Every bench client shares 127.0.0.1, where a classroom has one address per
+        # machine: lift the per-source and total caps (dnsmasq gets --tftp-max=1024), and
+        # allow the large blocks tftp-hpa and dnsmasq grant in the 8192 column.
+        argv += ["--tftp-max-transfers", "1024", "--tftp-per-source", "1024"]
+        argv += ["--tftp-max-blksize", "65464"]
     else:
         argv.append("--no-tftp")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOOTFLEET_")}
+    # The per-source rate limit on boot scripts (10/s) would throttle the whole simulated
+    # classroom, which shares 127.0.0.1; a real one has an address per machine.
+    env["BOOTFLEET_RATE_LIMIT"] = "0"
     server = _spawn("bootfleet", argv, work, env)
     server.http_port, server.tftp_port = http_port, tftp_port
     _wait(server, http_ready(http_port, "/healthz"), 60)

@@ -11,7 +11,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # Frames where a thread waits rather than works; dropped so the shares are of busy time.
-IDLE = ("Condition.wait", "Event.wait", "wait (threading", "_worker (concurrent", "select (sel")
+IDLE = (
+    "Condition.wait",
+    "Event.wait",
+    "wait (threading",
+    "_worker (concurrent",
+    "select (sel",
+    "poll (wasyncore",
+)
 
 
 def py_spy() -> str | None:

@@ -182,7 +182,16 @@ def ipxe_http(
     ceiling = httpload.wrk(
         f"http://{LOOPBACK}:{nginx.http_port}/ipxe-same-size.txt", seconds=seconds, connections=16
     )
-    return {"size": len(body), "bootfleet": ours.__dict__, "nginx": ceiling.__dict__}
+    # The same server's static iPXE script (no registry): what Flask + waitress alone cost.
+    floor = httpload.wrk(
+        f"http://{LOOPBACK}:{bootfleet.http_port}/boot.ipxe", seconds=seconds, connections=16
+    )
+    return {
+        "size": len(body),
+        "bootfleet": ours.__dict__,
+        "nginx": ceiling.__dict__,
+        "static_route": floor.__dict__,
+    }
 
 
 def tftp_config(

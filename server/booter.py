@@ -63,6 +63,8 @@ class Booter:
 
     def _resolve(self, mac: str, arch: str | None, peer: str | None) -> BootSpec:
         found = self.registry.lookup(mac)
+        if found is None and self.registry.unregistered(mac, peer, arch, utcnow()):
+            return BootSpec.local(mac, "unregistered machine: local boot")
         if found is not None and found[1] not in _MAY_INSTALL:
             # The common answer (idle, installed, failed, installing): local boot, decided on
             # a read, and the sighting group-committed with other machines' (it only touches

@@ -6,9 +6,11 @@ import logging
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 import click
 import waitress
+from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from server.api import create_app
@@ -56,6 +58,7 @@ def _serve(settings: Settings) -> None:
         raise StartupError(
             f"cannot listen for HTTP on {settings.bind}:{settings.http_port}: {exc.strerror}"
         ) from None
+    bound_send_chunks(http)
     try:
         tftp = start_tftp(fleet)
     except StartupError:
@@ -85,6 +88,28 @@ def _serve(settings: Settings) -> None:
         reaper.stop()
         fleet.engine.dispose()
         log.info("stopped")
+
+
+# Waitress reads a file response (an image) in chunks of the socket's send-buffer size,
+# which Linux reports as 4 MiB on loopback and fast links: each chunk a fresh 4 MiB bytes
+# object, above malloc's mmap threshold, so glibc raises the threshold and keeps the freed
+# chunks in per-thread arenas: a 1 GiB download grew RSS by ~16 MiB and left ~8 MiB behind
+# each time. 64 KiB chunks come from reused heap memory; the kernel's buffer is untouched.
+SEND_CHUNK = 64 * 1024
+
+
+class BoundedSendChannel(HTTPChannel):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sendbuf_len: int = min(int(getattr(self, "sendbuf_len", SEND_CHUNK)), SEND_CHUNK)
+
+
+def bound_send_chunks(http: BaseWSGIServer | MultiSocketServer) -> None:
+    """Make every listening socket of `http` hand out BoundedSendChannels."""
+    listeners = [http] if isinstance(http, BaseWSGIServer) else list(http.map.values())
+    for listener in listeners:
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = BoundedSendChannel
 
 
 def start_tftp(fleet: Fleet) -> TftpService | None:

@@ -113,3 +113,21 @@ def test_profile_summary_drops_idle_frames(tmp_path: Path) -> None:
     rows = profile.summarize(raw)
     assert rows[0] == ("send (t.py)", 75.0, 75.0)
     assert [r[0] for r in rows] == ["send (t.py)", "recv (t.py)"]
+
+
+def test_saved_run_renders_the_same(tmp_path: Path) -> None:
+    import json
+
+    run = run_with(2.0, 4.0, 2.5)
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps(run))
+    assert report.markdown(report.load(saved)) == report.markdown(run)
+
+
+def test_round_ratios_compare_within_a_round() -> None:
+    runs = {
+        "bootfleet": [{"wall": 2.0}, {"wall": 6.0}],
+        "tftp-hpa": [{"wall": 4.0}, {"wall": 3.0}],
+        "dnsmasq": [{"wall": 2.5}, {"wall": 12.0}],
+    }
+    assert report.round_ratios(runs) == [0.8, 2.0]

@@ -6,7 +6,7 @@ from flask.testing import FlaskClient
 from sqlmodel import select
 
 from server.fleet import Fleet
-from server.models import Client, Discovered
+from server.models import Client, Discovered, utcnow
 from server.registry.database import session_scope
 
 
@@ -91,3 +91,37 @@ def test_concurrent_sightings_are_all_committed(fleet: Fleet) -> None:
         seen = row(fleet, mac)
         assert (seen.last_ip, seen.last_arch) == (f"192.0.2.{i}", "x86_64")
         assert seen.last_seen_at is not None
+
+
+def test_unregistered_boots_are_counted_and_discovered_once(fleet: Fleet) -> None:
+    from server.models import Event
+
+    mac = "52:54:00:aa:bb:01"
+    for peer, arch in (("192.0.2.5", "x86_64"), (None, None), ("192.0.2.6", None)):
+        spec = fleet.booter.resolve(mac, arch, peer)
+        assert (spec.action, spec.reason) == ("local", "unregistered machine: local boot")
+    with session_scope(fleet.engine) as s:
+        found = s.get(Discovered, mac)
+        assert found is not None
+        assert (found.boots, found.last_ip, found.last_arch) == (3, "192.0.2.6", "x86_64")
+        assert found.first_seen_at <= found.last_seen_at
+        kinds = [e.kind for e in s.exec(select(Event).where(Event.mac == mac))]
+        stored = (
+            s.connection()
+            .exec_driver_sql("SELECT first_seen_at FROM discovered WHERE mac = ?", (mac,))
+            .scalar_one()
+        )
+        assert " " in stored and "+" not in stored  # the ORM's text form, no offset
+    assert kinds == ["discovered"]
+
+
+def test_a_mac_registered_meanwhile_gets_the_client_path(fleet: Fleet) -> None:
+    from server.registry import clients as registry_clients
+
+    mac = "52:54:00:aa:bb:02"
+    with session_scope(fleet.engine, write=True) as s:
+        registry_clients.import_csv(s, mac + "\n", fleet.catalog)
+    # as if the lookup had run just before the import: the group commit must notice
+    assert fleet.booter.registry.unregistered(mac, "192.0.2.5", None, utcnow()) is False
+    with session_scope(fleet.engine) as s:
+        assert s.get(Discovered, mac) is None

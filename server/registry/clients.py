@@ -24,6 +24,8 @@ from server.models import (
     Install,
     InstallPublic,
     Profile,
+    check_hostname,
+    check_name,
     utcnow,
 )
 from server.registry import groups, profiles
@@ -242,17 +244,20 @@ def import_csv(session: Session, text: str, catalog: Catalog) -> int:
             raise InvalidInput(f"row {lineno}", f"expected at most {len(CSV_FIELDS)} columns")
         fields += [""] * (len(CSV_FIELDS) - len(fields))
         mac, hostname, profile, group_field = (f.strip() for f in fields)
-        try:
-            data = ClientCreate(
-                mac=mac,
-                hostname=hostname or None,
-                profile=profile or None,
-                groups=group_field.replace(";", " ").split(),
-            )
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise InvalidInput(f"row {lineno}", f"{where}: {err['msg']}") from None
+        group_names = group_field.replace(";", " ").split()
+        data = _valid_row(mac, hostname, profile, group_names)
+        if data is None:  # something is wrong: full validation names it
+            try:
+                data = ClientCreate(
+                    mac=mac,
+                    hostname=hostname or None,
+                    profile=profile or None,
+                    groups=group_names,
+                )
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                raise InvalidInput(f"row {lineno}", f"{where}: {err['msg']}") from None
         if data.mac in seen:
             raise InvalidInput(f"row {lineno}", f"MAC {data.mac} appears twice in the file")
         seen.add(data.mac)
@@ -274,6 +279,26 @@ def import_csv(session: Session, text: str, catalog: Catalog) -> int:
         rows.append((data, row_profile))
     _insert_many(session, rows)
     return len(rows)
+
+
+_ROW_FIELDS = {"mac", "hostname", "profile", "groups"}
+
+
+def _valid_row(mac: str, hostname: str, profile: str, groups: list[str]) -> ClientCreate | None:
+    """The ClientCreate that validating this row gives, built by the validators ClientCreate's
+    fields use (about a third of the cost of full model validation), or None if one of them
+    objects; the caller then validates in full for the exact message."""
+    try:
+        return ClientCreate.model_construct(
+            _fields_set=_ROW_FIELDS,
+            mac=normalize_mac(mac),
+            hostname=check_hostname(hostname or None),
+            profile=profile or None,
+            groups=sorted({check_name(g) for g in groups}),
+            variables={},
+        )
+    except ValueError:  # InvalidInput is one
+        return None
 
 
 def _assignment_error(

@@ -48,6 +48,7 @@ def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engi
             **pool,
         )
         event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout_ms))
+        _BUSY_TIMEOUT_MS[id(engine)] = busy_timeout_ms
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that a
         # read-then-write transaction takes the write lock up front (BEGIN IMMEDIATE) when
         # asked to, and never fails half-way with "database is locked".
@@ -73,6 +74,12 @@ def _sqlite_begin(conn: Connection) -> None:
 
 _WRITE_LOCKS: dict[int, threading.RLock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
+_BUSY_TIMEOUT_MS: dict[int, int] = {}
+
+
+def busy_timeout(engine: Engine) -> float:
+    """Seconds a write waits for the write lock before giving up (the engine's setting)."""
+    return _BUSY_TIMEOUT_MS.get(id(engine), SQLITE_BUSY_TIMEOUT_MS) / 1000
 
 
 @contextmanager
@@ -87,7 +94,7 @@ def sqlite_writer(engine: Engine) -> Iterator[None]:
     """
     with _WRITE_LOCKS_GUARD:
         lock = _WRITE_LOCKS.setdefault(id(engine), threading.RLock())
-    if not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+    if not lock.acquire(timeout=busy_timeout(engine)):
         raise Unavailable("the registry database is busy or unreachable; retry shortly")
     try:
         yield

@@ -6,6 +6,8 @@ from sqlmodel import Session, col, select
 
 from server.models import Discovered, Event, utcnow
 
+DISCOVERED_DETAIL = "unregistered machine network-booted: local boot"
+
 
 def record(
     session: Session, mac: str, kind: str, detail: str = "", source: str | None = None
@@ -22,7 +24,7 @@ def seen_unregistered(session: Session, mac: str, ip: str | None, arch: str | No
     row = session.get(Discovered, mac)
     if row is None:
         session.add(Discovered(mac=mac, last_ip=ip, last_arch=arch))
-        record(session, mac, "discovered", "unregistered machine network-booted: local boot", ip)
+        record(session, mac, "discovered", DISCOVERED_DETAIL, ip)
         return
     row.last_seen_at = utcnow()
     row.last_ip = ip or row.last_ip

@@ -16,17 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from server.errors import Unavailable
-from server.models import Client
+from server.models import Client, Discovered, Event
 from server.registry.database import (
-    SQLITE_BUSY_TIMEOUT_MS,
+    busy_timeout,
     read_connection,
     sqlite_writer,
     write_connection,
 )
+from server.registry.events import DISCOVERED_DETAIL
 
 _CLIENT = Client.__table__  # type: ignore[attr-defined]
 _FIND = select(_CLIENT.c.id, _CLIENT.c.state).where(_CLIENT.c.mac == bindparam("b_mac"))
@@ -43,6 +44,38 @@ _SEEN = (
         last_seen_at=bindparam("b_seen", type_=_CLIENT.c.last_seen_at.type),
     )
 )
+_DISC = Discovered.__table__  # type: ignore[attr-defined]
+_EVENT = Event.__table__  # type: ignore[attr-defined]
+_REGISTERED = select(_CLIENT.c.id).where(_CLIENT.c.mac == bindparam("b_mac"))
+# events.seen_unregistered, statement by statement: a known MAC counts one more boot...
+_DISC_AGAIN = (
+    update(_DISC)
+    .where(_DISC.c.mac == bindparam("b_mac"))
+    .values(
+        last_seen_at=bindparam("b_seen", type_=_DISC.c.last_seen_at.type),
+        last_ip=func.coalesce(bindparam("b_ip", type_=_DISC.c.last_ip.type), _DISC.c.last_ip),
+        last_arch=func.coalesce(
+            bindparam("b_arch", type_=_DISC.c.last_arch.type), _DISC.c.last_arch
+        ),
+        boots=_DISC.c.boots + 1,
+    )
+)
+# ... a new one gets its row and a "discovered" event.
+_DISC_NEW = insert(_DISC).values(
+    mac=bindparam("b_mac"),
+    first_seen_at=bindparam("b_seen", type_=_DISC.c.first_seen_at.type),
+    last_seen_at=bindparam("b_seen", type_=_DISC.c.last_seen_at.type),
+    last_ip=bindparam("b_ip", type_=_DISC.c.last_ip.type),
+    last_arch=bindparam("b_arch", type_=_DISC.c.last_arch.type),
+    boots=1,
+)
+_DISC_EVENT = insert(_EVENT).values(
+    mac=bindparam("b_mac"),
+    at=bindparam("b_seen", type_=_EVENT.c.at.type),
+    kind="discovered",
+    detail=DISCOVERED_DETAIL,
+    source=bindparam("b_ip", type_=_EVENT.c.source.type),
+)
 BUSY = "the registry database is busy or unreachable; retry shortly"
 
 
@@ -55,14 +88,32 @@ class _Sqlite:
         self.find_sql = str(find)
         self.seen_sql = str(seen)
         self.seen_order: list[str] = list(seen.positiontup or [])
+        self.unreg = [
+            _Compiled(engine, stmt) for stmt in (_REGISTERED, _DISC_AGAIN, _DISC_NEW, _DISC_EVENT)
+        ]
         seen_type = _CLIENT.c.last_seen_at.type.dialect_impl(engine.dialect)
         to_db = seen_type.bind_processor(engine.dialect)  # the format the ORM writes
         self.seen_at: Callable[[datetime], Any] = to_db or (lambda v: v)
 
 
+class _Compiled:
+    """One statement as SQL text for the driver, and its parameter order."""
+
+    def __init__(self, engine: Engine, stmt: Any) -> None:
+        compiled = stmt.compile(dialect=engine.dialect)
+        self.sql = str(compiled)
+        self.order: list[str] = list(compiled.positiontup or [])
+        self.fixed: dict[str, Any] = dict(compiled.params)  # literals: kind, boots + 1, ...
+
+    def args(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(params[n] if n in params else self.fixed[n] for n in self.order)
+
+
 @dataclass
 class _Entry:
     params: dict[str, Any]
+    unregistered: bool = False  # a sighting of an unknown MAC, not of a client
+    registered: bool = False  # ... which turned out to be registered by now
     done: bool = False
     error: BaseException | None = None
 
@@ -101,16 +152,30 @@ class BootRegistry:
         entry = _Entry(
             {"b_id": client_id, "b_ip": ip or None, "b_arch": arch or None, "b_seen": at}
         )
+        self._commit(entry)
+
+    def unregistered(self, mac: str, ip: str | None, arch: str | None, at: datetime) -> bool:
+        """Record a boot of a MAC no client has, as events.seen_unregistered does, in the
+        group commit; False if a client with that MAC exists by then (nothing written: the
+        caller decides again). Only on SQLite; elsewhere False, and the ORM path does it."""
+        if self._sqlite is None:
+            return False
+        params = {"b_mac": mac, "b_ip": ip or None, "b_arch": arch or None, "b_seen": at}
+        entry = _Entry(params, unregistered=True)
+        self._commit(entry)
+        return not entry.registered
+
+    def _commit(self, entry: _Entry) -> None:
         with self._queue_lock:
             self._queue.append(entry)
-        if not self._leader.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        if not self._leader.acquire(timeout=busy_timeout(self.engine)):
             raise Unavailable(BUSY)
         try:
             if not entry.done:  # nobody took it along: lead, and take everyone waiting
                 with self._queue_lock:
                     batch, self._queue = self._queue, []
                 try:
-                    self._write([e.params for e in batch])
+                    self._write(batch)
                 except BaseException as exc:
                     for e in batch:
                         e.error = exc
@@ -123,16 +188,20 @@ class BootRegistry:
         if entry.error is not None:
             raise Unavailable(BUSY)
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        if self._sqlite is None:
+    def _write(self, batch: list[_Entry]) -> None:
+        if self._sqlite is None:  # only sightings of clients come here (see unregistered)
             with write_connection(self.engine) as conn:
-                conn.execute(_SEEN, rows)
+                conn.execute(_SEEN, [e.params for e in batch])
             return
         q = self._sqlite
         args = []
-        for params in rows:
-            params = {**params, "b_seen": q.seen_at(params["b_seen"])}
-            args.append(tuple(params[name] for name in q.seen_order))
+        unknown = []
+        for e in batch:
+            params = {**e.params, "b_seen": q.seen_at(e.params["b_seen"])}
+            if e.unregistered:
+                unknown.append((e, params))
+            else:
+                args.append(tuple(params[name] for name in q.seen_order))
         with sqlite_writer(self.engine):
             try:
                 raw = self.engine.raw_connection()
@@ -140,7 +209,10 @@ class BootRegistry:
                     cur = raw.cursor()
                     cur.execute("BEGIN IMMEDIATE")
                     try:
-                        cur.executemany(q.seen_sql, args)
+                        if args:
+                            cur.executemany(q.seen_sql, args)
+                        for e, params in unknown:
+                            self._unregistered(cur, e, params)
                         cur.execute("COMMIT")
                     except BaseException:
                         cur.execute("ROLLBACK")
@@ -151,3 +223,14 @@ class BootRegistry:
                     raw.close()
             except sqlite3.OperationalError as exc:
                 raise Unavailable(BUSY) from exc
+
+    def _unregistered(self, cur: Any, e: _Entry, params: dict[str, Any]) -> None:
+        registered, again, new, event = self._sqlite.unreg  # type: ignore[union-attr]
+        cur.execute(registered.sql, registered.args(params))
+        if cur.fetchone() is not None:
+            e.registered = True
+            return
+        cur.execute(again.sql, again.args(params))
+        if cur.rowcount == 0:
+            cur.execute(new.sql, new.args(params))
+            cur.execute(event.sql, event.args(params))

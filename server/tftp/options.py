@@ -9,6 +9,11 @@ DEFAULT_BLKSIZE = 512  # RFC 1350
 MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464  # RFC 2348
 MIN_TIMEOUT, MAX_TIMEOUT = 1, 255  # RFC 2349
 MIN_WINDOW, MAX_WINDOW = 1, 65535  # RFC 7440
+# A window leaves as one burst. A client's default UDP receive buffer (Linux: 208 KiB of
+# kernel memory, several KiB per datagram) drops the tail of bigger bursts: atftp at
+# blksize 8192 lost most windows of 16 and more blocks. So a window also stays within this
+# many bytes of DATA (RFC 7440 lets us answer a smaller windowsize).
+WINDOW_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,12 @@ def _number(text: str) -> int | None:
 
 
 def negotiate(
-    requested: Mapping[str, str], *, size: int, max_blksize: int, max_windowsize: int
+    requested: Mapping[str, str],
+    *,
+    size: int,
+    max_blksize: int,
+    max_windowsize: int,
+    window_bytes: int = WINDOW_BYTES,
 ) -> Negotiated:
     """Accept what we support from `requested`, echoing the client's spelling of each name.
 
@@ -61,5 +71,9 @@ def negotiate(
             oack[name] = str(number)
         elif key == "windowsize" and number >= MIN_WINDOW:
             windowsize = min(number, max_windowsize, MAX_WINDOW)  # RFC 7440: <= request
+            oack[name] = str(windowsize)
+    for name in oack:
+        if name.lower() == "windowsize":  # needs the final blksize, whatever the order
+            windowsize = max(1, min(windowsize, window_bytes // blksize))
             oack[name] = str(windowsize)
     return Negotiated(blksize=blksize, windowsize=windowsize, timeout=timeout, oack=oack)

@@ -142,18 +142,21 @@ class Transfer:
         bs, src, sock, peer = self.blksize, self.source, self.sock, self.peer
         first = self.acked + 1
         last = min(self.acked + self.window, self.nblocks)
+        block = first
         try:
-            for block in range(first, last + 1):
+            while block <= last:
                 chunk = src.read((block - 1) * bs, bs)
                 # One buffer: sendto(header + chunk) beats sendmsg's two-part iovec in Python.
                 sock.sendto(packets.data_header(block) + chunk, peer)
                 self.sent_bytes += len(chunk)
+                block += 1
         except BlockingIOError:
             pass  # socket buffer full: the rest of the window goes out after the timeout
         except SourceChanged:
             return "file_changed"
         except OSError as exc:
             log.debug("%s %s: send failed: %s", peer[0], self.filename, exc)
-        self.sent = max(self.sent, last)
+            block = last + 1  # counted as sent and lost: the timeout resends
+        self.sent = max(self.sent, block - 1)
         self.deadline = now + self.rto
         return None

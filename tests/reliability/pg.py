@@ -8,6 +8,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -62,18 +63,17 @@ class PgServer:
         self._dbs = 0
 
     def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
-        def demote() -> None:  # runs in the child, before exec
-            os.setgid(self.gid)
-            os.setuid(self.uid)
-
-        return subprocess.run(
+        as_user: dict[str, object] = {}
+        if os.geteuid() == 0:  # drop to the unprivileged user in the child (initdb refuses root)
+            as_user = {"user": self.uid, "group": self.gid, "extra_groups": []}
+        return subprocess.run(  # type: ignore[call-overload,no-any-return]
             [str(self.bindir / tool), *args],
             check=True,
             capture_output=True,
             text=True,
-            preexec_fn=demote if os.geteuid() == 0 else None,
             cwd=self.root,
             timeout=120,
+            **as_user,
         )
 
     def start(self) -> None:
@@ -97,9 +97,15 @@ class PgServer:
         self.started = True
 
     def stop(self) -> None:
-        if self.started:
+        if self.started or (self.data / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
             self.started = False
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def url(self, db: str = "postgres") -> str:
         return f"postgresql+psycopg://bootfleet@127.0.0.1:{self.port}/{db}"
@@ -117,7 +123,13 @@ class PgServer:
         return self.url(name)
 
     def close(self) -> None:
+        """Stop the server (pg_ctl, else SIGKILL to its own postmaster PID) and delete it."""
         try:
             self.stop()
+        except (subprocess.SubprocessError, OSError):
+            pid = self.postmaster_pid()
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         finally:
             shutil.rmtree(self.root, ignore_errors=True)

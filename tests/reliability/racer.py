@@ -46,15 +46,15 @@ class Outcome:
     phase: str  # "conflict-<round>" or "free"
 
 
-def open_settings(data_dir: str, images_dir: str, db_url: str) -> Settings:
+def open_settings(data_dir: str, images_dir: str, db_url: str, deadline: int = 3600) -> Settings:
     return Settings(
         data_dir=Path(data_dir),
         images_dir=Path(images_dir),
         database_url=db_url,
         advertise="198.18.0.1",
         tftp_enabled=False,
-        boot_timeout=3600,
-        progress_timeout=3600,
+        boot_timeout=deadline,
+        progress_timeout=deadline,
         grace_seconds=3600,
     )
 
@@ -92,7 +92,7 @@ class Caller:
 
 def work(
     fleet: Fleet | None,
-    cfg: tuple[str, str, str],
+    cfg: tuple[str, str, str, int],
     admin_token: str,
     seed: int,
     conflict_macs: list[str],
@@ -193,6 +193,7 @@ def check_consistency(fleet: Fleet, outcomes: list[Outcome], macs: list[str]) ->
         "progress": "progress",
         "done": "installed",
         "failed": "failed",
+        "reaped": "failed",  # the deadline reaper's own failures
     }
     with session_scope(fleet.engine) as s:
         for address in macs:
@@ -207,8 +208,11 @@ def check_consistency(fleet: Fleet, outcomes: list[Outcome], macs: list[str]) ->
             )
             booted = sum(1 for i in installs if i.booted_at is not None)
             # every accepted change has its event, and no refused one has
+            expected: Counter[str] = Counter()
             for op, kind in accepted_event.items():
-                assert events[kind] == ok[op], f"{address}: {op} 200s {ok[op]}, events {events}"
+                expected[kind] += ok[op]
+            for kind, count in expected.items():
+                assert events[kind] == count, f"{address}: {kind}: {ok} vs events {events}"
             assert events["boot"] == booted, f"{address}: boot events {events['boot']} vs {booted}"
             assert events["reinstall"] == len(installs)
             # the version counts every accepted state change exactly once
@@ -227,13 +231,14 @@ def check_consistency(fleet: Fleet, outcomes: list[Outcome], macs: list[str]) ->
 
 def run_race(
     fleet: Fleet,
-    cfg: tuple[str, str, str],
+    cfg: tuple[str, str, str, int],
     admin_token: str,
     *,
     workers: int,
     processes: bool,
     free_calls: int,
     free_clients: int = 4,
+    reaper: bool = False,
 ) -> list[Outcome]:
     """Run one race with `workers` threads (sharing `fleet`) or processes (each its own
     Fleet on the same database); the outcomes of every call, the harness's included."""
@@ -264,6 +269,10 @@ def run_race(
             outcomes += prepare(harness, conflict_macs[n], state)
             barrier.wait(timeout=120)  # go
             barrier.wait(timeout=120)  # all done
+        reaped: list[Outcome] = []
+        reaping = threading.Thread(target=reap_until, args=(fleet, runners, reaped))
+        if reaper:  # the deadline reaper races the free-for-all, as it does in `serve`
+            reaping.start()
         for _ in runners:
             kind, got = results.get(timeout=300)
             assert kind == "ok", got
@@ -273,4 +282,19 @@ def run_race(
             r.join(timeout=60)
             if processes and r.is_alive():
                 r.kill()  # by its PID; only our own worker
+    if reaper:
+        reaping.join(timeout=120)
+        assert not reaping.is_alive()
+        outcomes += reaped
     return outcomes
+
+
+def reap_until(fleet: Fleet, runners: list[Any], outcomes: list[Outcome]) -> None:
+    """Reaper rounds until the workers are done (and one more); each failure is an outcome."""
+    from server.reaper import reap
+
+    for _round in range(100_000):
+        running = any(r.is_alive() for r in runners)
+        outcomes += [Outcome("reaped", m, 200, "free") for m in reap(fleet.engine)]
+        if not running:
+            return

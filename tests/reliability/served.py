@@ -18,11 +18,14 @@ BIN = Path(sys.executable).with_name("bootfleet")
 
 
 class Served:
-    def __init__(self, data_dir: Path, images_dir: Path, *extra: str, port: int = 0) -> None:
+    def __init__(
+        self, data_dir: Path, images_dir: Path, *extra: str, port: int = 0, tftp_port: int = 0
+    ) -> None:
         self.data_dir = data_dir
         self.images_dir = images_dir
         self.extra = extra
         self.port = port or free_port()
+        self.tftp_port = tftp_port  # 0: TFTP off
         self.log = data_dir.parent / f"serve-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -42,7 +45,7 @@ class Served:
             "127.0.0.1",
             "--http-port",
             str(self.port),
-            "--no-tftp",
+            *(("--tftp-port", str(self.tftp_port)) if self.tftp_port else ("--no-tftp",)),
             *self.extra,
         ]
         with open(self.log, "ab") as out:

@@ -75,10 +75,14 @@ def test_online_backup_and_restore(settings: Settings, tmp_path: Path) -> None:
         dest = tmp_path / "backup.db"
         out = bootfleet("db", "backup", "--data-dir", str(data), str(dest))
         after = len(acked)
+        snapshot = macs_in(dest)
+        for _ in range(1000):  # bounded: let the stream pass the snapshot before stopping it
+            if len(acked) > len(snapshot) or not thread.is_alive():
+                break
+            threading.Event().wait(0.01)
         stop.set()
         thread.join(timeout=60)
         assert "site.key" in out.stdout
-        snapshot = macs_in(dest)
         # one consistent snapshot: a gap-free prefix of the stream, taken during the backup
         assert snapshot == [mac(n) for n in range(1, len(snapshot) + 1)]
         assert before <= len(snapshot) <= after + 1, (before, len(snapshot), after)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import requests
@@ -10,6 +11,7 @@ import requests
 from server.api import create_app
 from server.config import Settings
 from server.fleet import Fleet
+from server.reaper import reap
 from server.registry import admin_tokens
 from server.registry.database import session_scope
 from tests.reliability.figures import FIGURES
@@ -113,3 +115,35 @@ def test_two_servers_share_one_registry(settings: Settings, pg_url: str) -> None
     finally:
         for s in servers:
             s.stop()
+
+
+def test_deadlines_fire(settings: Settings, db_url: str) -> None:
+    """The reaper compares stored deadlines with the clock the same way on both backends."""
+    fleet = Fleet.open(settings.replace(database_url=db_url, boot_timeout=1))
+    try:
+        http = create_app(fleet=fleet, test_config={"TESTING": True}).test_client()
+        with session_scope(fleet.engine, write=True) as s:
+            _, secret = admin_tokens.create(s)
+        auth = {"Authorization": f"Bearer {secret}"}
+        assert http.post("/api/v1/profiles", json=PROFILE, headers=auth).status_code == 201
+        for n in (1, 2):
+            body = {"mac": mac(n), "profile": "debian12"}
+            assert http.post("/api/v1/clients", json=body, headers=auth).status_code == 201
+            assert http.post(f"/api/v1/clients/{mac(n)}/reinstall", headers=auth).status_code == 200
+        token_in(http.get(f"/ipxe?mac={mac(1)}").text)  # booting, deadline in 1 s
+        assert reap(fleet.engine) == []  # not yet
+        failed: list[str] = []
+        for _ in range(200):  # bounded: 200 rounds of 50 ms
+            failed = reap(fleet.engine)
+            if failed:
+                break
+            time.sleep(0.05)
+        assert failed == [mac(1)]  # the pending one has no deadline
+        body = http.get(f"/api/v1/clients/{mac(1)}", headers=auth).json
+        assert body["state"] == "failed" and body["install"]["result"] == "deadline"
+        assert body["install"]["deadline_at"] is None and body["install"]["finished_at"].endswith(
+            "Z"
+        )
+        assert reap(fleet.engine) == []  # once only
+    finally:
+        fleet.engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from server.tftp import make_dynamic
 from server.tftp.dynamic import DynamicFailed
 
 from .conftest import ServiceFactory
-from .helpers import Raw, download
+from .helpers import GUARD, Raw, ack, download
 
 
 class FakeResolver:
@@ -149,3 +150,29 @@ def test_any_exception_from_a_custom_dynamic_callable(
         assert raw.fetch("f511.bin") == (root / "f511.bin").read_bytes()
     finally:
         raw.close()
+
+
+def test_hung_resolver_does_not_hold_up_boot_loaders(
+    make_service: ServiceFactory, root: Path
+) -> None:
+    release = threading.Event()
+
+    class SlowResolver(FakeResolver):
+        def resolve(self, mac: str | None, arch: str | None, peer: str | None) -> BootSpec:
+            release.wait(GUARD)
+            return super().resolve(mac, arch, peer)
+
+    service = make_service(dynamic=make_dynamic(SlowResolver(), render), workers=1)
+    waiting, other = Raw(service.port), Raw(service.port)
+    try:
+        waiting.rrq("boot.ipxe")
+        other.rrq("pxelinux.cfg/default")  # queued behind the hung one
+        assert other.fetch("sub/undionly.kpxe") == (root / "sub/undionly.kpxe").read_bytes()
+        release.set()
+        opcode, block, data, tid = waiting.recv()
+        assert (opcode, block, data) == (3, 1, b"ipxe local None \n")
+        waiting.send(ack(1), tid)
+    finally:
+        release.set()
+        waiting.close()
+        other.close()

@@ -33,6 +33,13 @@ def neg(**requested: str) -> Negotiated:
         ({"timeout": "256"}, 512, 1, None, {}),
         ({"windowsize": "16"}, 512, 16, None, {"windowsize": "16"}),
         ({"windowsize": "65535"}, 512, 64, None, {"windowsize": "64"}),
+        (
+            {"windowsize": "64", "blksize": "1468"},
+            1468,
+            44,
+            None,
+            {"windowsize": "44", "blksize": "1468"},
+        ),
         ({"windowsize": "0"}, 512, 1, None, {}),
         ({"multicast": ""}, 512, 1, None, {}),
         ({"blksize": "600", "Blksize": "700"}, 600, 1, None, {"blksize": "600"}),
@@ -53,3 +60,18 @@ def test_negotiate(
 def test_tsize_left_out_for_empty_files() -> None:
     got = negotiate({"tsize": "0", "blksize": "512"}, size=0, max_blksize=1468, max_windowsize=1)
     assert got.oack == {"blksize": "512"}
+
+
+@pytest.mark.parametrize(
+    ("blksize", "windowsize", "expected"),
+    [("1468", "64", "44"), ("8192", "64", "8"), ("65464", "64", "1"), ("512", "300", "64")],
+)
+def test_window_clamped_to_bytes(blksize: str, windowsize: str, expected: str) -> None:
+    # windowsize before blksize in the request: the clamp still sees the final blksize
+    got = negotiate(
+        {"windowsize": windowsize, "blksize": blksize},
+        size=10 << 20,
+        max_blksize=65464,
+        max_windowsize=64,
+    )
+    assert got.oack["windowsize"] == expected and got.windowsize == int(expected)

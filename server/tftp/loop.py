@@ -1,0 +1,248 @@
+"""An event loop that runs transfers: one thread, its own epoll, sockets and timers."""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+import queue
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from server.tftp import packets
+from server.tftp.content import Source
+from server.tftp.options import negotiate
+from server.tftp.stats import TftpStats
+from server.tftp.transfer import Transfer
+
+log = logging.getLogger("server.tftp.server")  # one logger for the service's transfer lines
+
+Peer = tuple[str, int]
+
+
+@dataclass
+class Request:
+    """An accepted RRQ whose file is open (or rendered) and ready to send."""
+
+    peer: Peer
+    local: str
+    filename: str
+    options: dict[str, str]
+    source: Source
+    received: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    max_blksize: int
+    max_windowsize: int
+    timeout: float
+    retries: int
+
+
+class EventLoop:
+    """Runs the transfers handed to it with `submit`; calls `release(peer, file)` at the end."""
+
+    def __init__(
+        self, name: str, config: LoopConfig, stats: TftpStats, release: Callable[[Peer, str], None]
+    ) -> None:
+        self.name, self.config, self.stats, self._release = name, config, stats, release
+        self._ready: queue.SimpleQueue[Request] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._transfers: set[Transfer] = set()
+        self._timers: list[tuple[float, int, Transfer]] = []
+        self._seq = itertools.count()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End all transfers (ERROR 0 to their peers), close everything, join the thread."""
+        self._stopping = True
+        self._wake()
+        self._thread.join()
+
+    def submit(self, req: Request) -> None:
+        """Hand over a prepared request (from any thread)."""
+        self._ready.put(req)
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # already awake (buffer full) or closing
+            self._wake_w.send(b"\0")
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                now = time.monotonic()
+                wait = min(1.0, max(0.0, self._timers[0][0] - now)) if self._timers else 1.0
+                events = self._sel.select(wait)
+                now = time.monotonic()
+                for key, _ in events:
+                    if key.data is None:
+                        self._on_ready(now)
+                    else:
+                        self._guarded(self._on_transfer, key.data, now)
+                self._expire(now)
+        except Exception:
+            log.exception("tftp event loop %s failed", self.name)
+        finally:
+            self._shutdown()
+
+    def _on_ready(self, now: float) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._wake_r.recv(4096):
+                pass
+        while not self._stopping:
+            try:
+                req = self._ready.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._begin(req, now)
+            except Exception:
+                log.exception("tftp %s %s: cannot start", req.peer[0], req.filename)
+                req.source.close()
+                self._release(req.peer, req.filename)
+
+    def _begin(self, req: Request, now: float) -> None:
+        cfg = self.config
+        neg = negotiate(
+            req.options,
+            size=req.source.size,
+            max_blksize=cfg.max_blksize,
+            max_windowsize=cfg.max_windowsize,
+        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            # RFC 1350: the transfer runs from a fresh TID; replying from the address the
+            # request arrived on keeps multi-homed clients and firewalls happy.
+            sock.bind((req.local, 0))
+            if neg.windowsize > 1:  # RFC 7440: a whole window leaves at once
+                want = min(neg.windowsize * (neg.blksize + 64), 4 << 20)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, want)
+        except OSError:
+            sock.close()
+            raise
+        t = Transfer(
+            sock, req.peer, req.filename, req.source, neg, timeout=cfg.timeout, retries=cfg.retries
+        )
+        t.started = req.received
+        self._transfers.add(t)
+        self.stats.transfer_started()
+        self._sel.register(sock, selectors.EVENT_READ, t)
+        result = t.begin(now)
+        if result is not None:
+            self._finish(t, result, now)
+        else:
+            self._arm(t)
+
+    def _on_transfer(self, t: Transfer, now: float) -> None:
+        # One datagram per readiness event: lock-step transfers have exactly one ACK
+        # waiting, and epoll (level-triggered) reports the socket again if more are queued.
+        try:
+            buf, addr = t.sock.recvfrom(2048)
+        except OSError as exc:  # BlockingIOError included: nothing there after all
+            log.debug("%s %s: receive failed: %s", t.peer[0], t.filename, exc)
+            return
+        if addr != t.peer:
+            # RFC 1350 section 4: a packet from a wrong TID gets ERROR 5 at its source;
+            # the transfer itself is not touched. An ERROR is never answered.
+            if not (len(buf) >= 2 and buf[1] == packets.ERROR):
+                self._send_error(t.sock, addr, packets.ERR_UNKNOWN_TID, "unknown transfer ID")
+            return
+        result = t.on_packet(buf, now)
+        if result is not None:
+            self._finish(t, result, now)
+        else:
+            self._arm(t)
+
+    def _send_error(self, sock: socket.socket, addr: Peer, code: int, message: str) -> None:
+        try:
+            sock.sendto(packets.encode_error(code, message), addr)
+        except OSError:
+            return
+        self.stats.error_sent(code)
+
+    def _arm(self, t: Transfer) -> None:
+        if t.deadline < t.queued:
+            t.queued = t.deadline
+            heapq.heappush(self._timers, (t.deadline, next(self._seq), t))
+
+    def _expire(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            deadline, _, t = heapq.heappop(timers)
+            if deadline != t.queued or t not in self._transfers:
+                continue  # superseded by an earlier deadline, or finished
+            t.queued = float("inf")
+            self._guarded(self._on_timer, t, now)
+
+    def _on_timer(self, t: Transfer, now: float) -> None:
+        if t.deadline > now:
+            self._arm(t)
+            return
+        result = t.on_timeout(now)
+        if result is not None:
+            self._finish(t, result, now)
+        else:
+            self._arm(t)
+
+    def _guarded(self, handler: Callable[[Transfer, float], None], t: Transfer, now: float) -> None:
+        """Run a handler; a bug hit by one transfer ends that transfer, not the loop."""
+        try:
+            handler(t, now)
+        except Exception:
+            log.exception("tftp %s %s: internal error", t.peer[0], t.filename)
+            if t in self._transfers:
+                with contextlib.suppress(Exception):
+                    self._finish(t, "internal_error", now)
+
+    def _finish(self, t: Transfer, result: str, now: float) -> None:
+        if result in ("file_changed", "shutdown"):
+            self._send_error(t.sock, t.peer, packets.ERR_UNDEFINED, result)
+        self._transfers.discard(t)
+        self._sel.unregister(t.sock)
+        t.sock.close()
+        t.source.close()
+        self._release(t.peer, t.filename)
+        self.stats.transfer_finished(result, t.sent_bytes, t.retransmits)
+        log.info(
+            "tftp %s:%d %s: %s, %d bytes in %.3fs (blksize %d, windowsize %d, %d resent)",
+            t.peer[0],
+            t.peer[1],
+            t.filename,
+            result,
+            t.source.size if result == "ok" else t.acked * t.blksize,
+            now - t.started,
+            t.blksize,
+            t.window,
+            t.retransmits,
+        )
+
+    def _shutdown(self) -> None:
+        now = time.monotonic()
+        for t in list(self._transfers):
+            self._finish(t, "shutdown", now)
+        while True:
+            try:
+                req = self._ready.get_nowait()
+            except queue.Empty:
+                break
+            req.source.close()
+            self._release(req.peer, req.filename)
+        self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
