@@ -237,6 +237,7 @@ def client_env(work: Path, lv: Libvirt, mac_prefix: str) -> dict[str, str]:
         "BOOTFLEET_SERIAL_DIR": str(lv.shared / "serial"),
         "BOOTFLEET_LIBVIRT_DRIVER": "qemu",
         "BOOTFLEET_LIBVIRT_POOL": lv.pool,
+        "BOOTFLEET_LIBVIRT_PREFIX": f"{lv.pool}-",
     }
 
 
