@@ -137,7 +137,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [
         "",
         f"Command: `{r.get('command', 'make bench')}`. All traffic on 127.0.0.1. "
-        f"Figures are medians of {r.get('repeat', 3)} interleaved runs; ratios are "
+        f"Figures are medians of {r.get('repeat', 3)} interleaved runs (storms: "
+        f"{r.get('storm_repeat', r.get('repeat', 3))} rounds); ratios are "
         "Bootfleet / peer from this run (below 1 is faster).",
         "",
     ]

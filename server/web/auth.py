@@ -50,6 +50,26 @@ def _template_globals() -> dict[str, object]:
     return {"csrf_token": csrf_token, "admin_name": g.get("admin_name")}
 
 
+def actor() -> str:
+    """Who did it, for the event log: the signed-in admin token's name."""
+    return f"web:{g.get('admin_name') or '?'}"[:64]
+
+
+def signed_in() -> bool:
+    """Whether this session's admin token is still live (checked against the registry)."""
+    digest = session.get("admin")
+    if not isinstance(digest, str):
+        return False
+    with session_scope(fleet().engine) as s:
+        row = admin_tokens.verify_hash(s, digest)
+        if row is not None:
+            g.admin_name = row.name
+            return True
+    log.info("web UI: session of a revoked or unknown token ended (%s)", request.remote_addr)
+    session.pop("admin", None)
+    return False
+
+
 @bp.before_request
 def guard() -> ResponseReturnValue | None:
     """CSRF first (sign-in included), then a live admin token for everything but sign-in."""
@@ -63,15 +83,8 @@ def guard() -> ResponseReturnValue | None:
         )
     if request.endpoint in OPEN_ENDPOINTS:
         return None
-    digest = session.get("admin")
-    if isinstance(digest, str):
-        with session_scope(fleet().engine) as s:
-            row = admin_tokens.verify_hash(s, digest)
-            if row is not None:
-                g.admin_name = row.name
-                return None
-        log.info("web UI: session of a revoked or unknown token ended (%s)", request.remote_addr)
-        session.pop("admin", None)
+    if signed_in():
+        return None
     if request.path.endswith(".json"):
         return error_page(401, "Not signed in", "sign in again")
     return redirect(url_for("web.login", next=request.full_path.rstrip("?")), 303)
@@ -81,6 +94,8 @@ def guard() -> ResponseReturnValue | None:
 def login() -> ResponseReturnValue:
     target = local_path(request.values.get("next"), url_for("web.dashboard"))
     if request.method == "GET":
+        if signed_in():
+            return redirect(target, 303)
         return page("login.html", next=target)
     token = (request.form.get("token") or "").strip()
     name = None

@@ -1,5 +1,5 @@
-"""One client: details, where each variable comes from, install history, events, and the
-reinstall / cancel / edit actions."""
+"""One client: details, where each variable comes from, what its answer file needs, install
+history, events, and the reinstall / cancel / edit / delete actions."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from server.models import Client, ClientUpdate, Install, Profile
 from server.registry import clients, events, groups, installs, profiles
 from server.registry.database import session_scope
 from server.web import bp
+from server.web.auth import actor
 from server.web.clients import choices, client_form_data, confirm
 from server.web.forms import build, format_vars
 from server.web.pages import page
@@ -62,7 +63,7 @@ class Needed:
     name: str
     required: bool
     description: str
-    status: str  # "set", "default" or "missing"
+    status: str  # "set by <layer>", "default", "unset" (optional) or "missing" (required)
     value: Any
 
 
@@ -133,7 +134,7 @@ def client_reinstall(mac: str) -> ResponseReturnValue:
         return confirm(f"Reinstall {mac} at its next network boot?", request.path)
     with session_scope(f.engine, write=True) as s:
         row = clients.get(s, mac)
-        install = installs.reinstall(s, row, f.policy, f.catalog, request.remote_addr)
+        install = installs.reinstall(s, row, f.policy, f.catalog, actor())
     flash(f"Reinstall requested (install {install.id}); it starts at the next network boot.", "ok")
     return redirect(url_for("web.client_page", mac=row.mac), 303)
 
@@ -144,7 +145,7 @@ def client_cancel(mac: str) -> ResponseReturnValue:
         return confirm(f"Cancel the install of {mac}? It will boot from its disk.", request.path)
     with session_scope(fleet().engine, write=True) as s:
         row = clients.get(s, mac)
-        installs.cancel(s, row, request.remote_addr)
+        installs.cancel(s, row, actor())
     flash("Install cancelled.", "ok")
     return redirect(url_for("web.client_page", mac=row.mac), 303)
 
@@ -155,7 +156,7 @@ def client_delete(mac: str) -> ResponseReturnValue:
         return confirm(f"Forget client {mac}? Its events stay in the log.", request.path)
     with session_scope(fleet().engine, write=True) as s:
         row = clients.get(s, mac)
-        events.record(s, row.mac, "deleted", "", "web")
+        events.record(s, row.mac, "deleted", "", actor())
         clients.delete(s, row.mac)
     flash(f"Client {row.mac} deleted.", "ok")
     return redirect(url_for("web.client_list"), 303)
@@ -178,7 +179,7 @@ def client_edit(mac: str) -> ResponseReturnValue:
         data = build(ClientUpdate, client_form_data())
         with session_scope(fleet().engine, write=True) as s:
             row = clients.update(s, mac, data, fleet().catalog)
-            events.record(s, row.mac, "updated", "hostname, profile, groups, variables", "web")
+            events.record(s, row.mac, "updated", "hostname, profile, groups, variables", actor())
     except BootfleetError as exc:
         return page(
             "client_form.html",

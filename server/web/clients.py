@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlmodel import Session
 
 from server.api.context import fleet
 from server.errors import BootfleetError, InvalidInput
@@ -16,6 +18,7 @@ from server.models import ClientCreate, ClientUpdate
 from server.registry import clients, events, groups, installs, profiles
 from server.registry.database import session_scope
 from server.web import bp
+from server.web.auth import actor
 from server.web.forms import build, parse_vars, words
 from server.web.pages import local_path, page
 
@@ -42,9 +45,10 @@ def choices() -> dict[str, list[str]]:
         }
 
 
-@bp.get("/clients")
-def client_list() -> ResponseReturnValue:
-    filters = {k: (request.args.get(k) or "").strip() for k in FILTERS}
+def read_filters(source: Mapping[str, str], prefix: str = "") -> tuple[dict[str, str], list[str]]:
+    """The list filters from a query string (or the bulk form, as f_q, f_state, ...), and
+    what was wrong with them."""
+    filters = {k: (source.get(prefix + k) or "").strip() for k in FILTERS}
     problems = []
     if filters["state"] and filters["state"] not in STATES:
         problems.append(f"unknown state {filters['state']!r}")
@@ -52,19 +56,41 @@ def client_list() -> ResponseReturnValue:
     if len(filters["q"]) > 64:
         problems.append("search at most 64 characters")
         filters["q"] = filters["q"][:64]
+    return filters, problems
+
+
+def query(session: Session, filters: dict[str, str], after: int, limit: int) -> clients.Page:
+    return clients.list_page(
+        session,
+        state=filters["state"] or None,
+        profile=filters["profile"] or None,
+        group=filters["group"] or None,
+        q=search_term(filters["q"]) or None,
+        after=after,
+        limit=limit,
+    )
+
+
+def matching(filters: dict[str, str], limit: int) -> list[str]:
+    """MACs of up to `limit` clients matching `filters`, page by page along the cursor."""
+    macs: list[str] = []
+    after: int | None = 0
+    with session_scope(fleet().engine) as s:
+        while after is not None and len(macs) < limit:
+            found = query(s, filters, after, min(clients.MAX_PAGE, limit - len(macs)))
+            macs += [c.mac for c in found.items]
+            after = found.next
+    return macs
+
+
+@bp.get("/clients")
+def client_list() -> ResponseReturnValue:
+    filters, problems = read_filters(request.args)
     after = request.args.get("after", "")
     cursor = int(after) if after.isdigit() and len(after) < 19 else 0
     try:
         with session_scope(fleet().engine) as s:
-            result = clients.list_page(
-                s,
-                state=filters["state"] or None,
-                profile=filters["profile"] or None,
-                group=filters["group"] or None,
-                q=search_term(filters["q"]) or None,
-                after=cursor,
-                limit=PAGE_SIZE,
-            )
+            result = query(s, filters, cursor, PAGE_SIZE)
     except BootfleetError as exc:  # an unknown profile or group in the filter
         problems.append(exc.message)
         result = clients.Page([], 0, None)
@@ -94,6 +120,16 @@ def client_bulk() -> ResponseReturnValue:
     profile = request.form.get("profile") or ""
     if action not in BULK_ACTIONS:
         raise InvalidInput("action", f"choose one of {', '.join(BULK_ACTIONS)}")
+    everyone = request.form.get("scope") == "all"
+    if everyone:
+        filters, problems = read_filters(request.form, "f_")
+        if problems:
+            raise InvalidInput("filter", "; ".join(problems))
+        macs = matching(filters, MAX_BULK + 1)
+        if len(macs) > MAX_BULK:
+            raise InvalidInput(
+                "scope", f"more than {MAX_BULK} clients match; narrow the filter and repeat"
+            )
     if not macs:
         flash("Select at least one client first.", "error")
         return redirect(back, 303)
@@ -102,8 +138,9 @@ def client_bulk() -> ResponseReturnValue:
     if action == "assign" and not profile:
         raise InvalidInput("profile", "choose the profile to assign")
     if request.form.get("confirmed") != "1":
+        which = f"all {len(macs)} matching" if everyone else f"{len(macs)} selected"
         return confirm(
-            f"{BULK_ACTIONS[action]} for {len(macs)} selected client(s)?",
+            f"{BULK_ACTIONS[action]} for {which} client(s)?",
             url_for("web.client_bulk"),
         )
     done, skipped = [], []
@@ -113,6 +150,7 @@ def client_bulk() -> ResponseReturnValue:
             done.append(mac)
         except BootfleetError as exc:
             skipped.append(f"{mac}: {exc.message}")
+    log.info("web UI: %s: %s on %d client(s), %d skipped", actor(), action, len(done), len(skipped))
     verb = {"reinstall": "Reinstall requested for", "cancel": "Cancelled", "assign": "Assigned"}
     suffix = f" profile {profile} to" if action == "assign" else ""
     if done:
@@ -129,12 +167,12 @@ def apply(action: str, mac: str, profile: str) -> None:
     with session_scope(f.engine, write=True) as s:
         row = clients.get(s, mac)
         if action == "reinstall":
-            installs.reinstall(s, row, f.policy, f.catalog, request.remote_addr)
+            installs.reinstall(s, row, f.policy, f.catalog, actor())
         elif action == "cancel":
-            installs.cancel(s, row, request.remote_addr)
+            installs.cancel(s, row, actor())
         else:
             clients.update(s, mac, ClientUpdate(profile=profile), f.catalog)
-            events.record(s, row.mac, "updated", "profile", request.remote_addr)
+            events.record(s, row.mac, "updated", "profile", actor())
 
 
 def confirm(message: str, action_url: str) -> ResponseReturnValue:
@@ -157,13 +195,13 @@ def client_form_data() -> dict[str, Any]:
 
 @bp.route("/clients/new", methods=["GET", "POST"])
 def client_new() -> ResponseReturnValue:
-    if request.method == "GET":
-        return page("client_form.html", form={}, **choices())
+    if request.method == "GET":  # ?mac= comes from the dashboard's unregistered machines
+        return page("client_form.html", form={"mac": request.args.get("mac", "")}, **choices())
     try:
         data = build(ClientCreate, {"mac": request.form.get("mac", ""), **client_form_data()})
         with session_scope(fleet().engine, write=True) as s:
             row = clients.create(s, data, fleet().catalog)
-            events.record(s, row.mac, "registered", f"profile {data.profile or '-'}", "web")
+            events.record(s, row.mac, "registered", f"profile {data.profile or '-'}", actor())
     except BootfleetError as exc:
         error_field = exc.field if isinstance(exc, InvalidInput) else None
         return page(

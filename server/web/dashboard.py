@@ -8,13 +8,14 @@ from flask import Response, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
 from server.api.context import fleet
-from server.registry import clients, installs
+from server.registry import clients, events, installs
 from server.registry.database import session_scope
 from server.web import bp
 from server.web.pages import page
 
 ACTIVE_LIMIT = 50
 FAILURE_LIMIT = 10
+DISCOVERED_LIMIT = 10
 
 
 def overview() -> dict[str, Any]:
@@ -30,9 +31,18 @@ def overview() -> dict[str, Any]:
     }
 
 
+def unregistered() -> list[Any]:
+    """Machines that network-booted without being registered (they got local boot), newest
+    first, leaving out those registered since."""
+    with session_scope(fleet().engine) as s:
+        seen = events.list_discovered(s, DISCOVERED_LIMIT * 5)
+        fresh = [d for d in seen if clients.find(s, d.mac) is None]
+    return fresh[:DISCOVERED_LIMIT]
+
+
 @bp.get("/")
 def dashboard() -> ResponseReturnValue:
-    return page("dashboard.html", **overview())
+    return page("dashboard.html", discovered=unregistered(), **overview())
 
 
 @bp.get("/live/dashboard.json")

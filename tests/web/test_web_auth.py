@@ -257,3 +257,9 @@ def test_secure_cookie_behind_tls_is_one_setting(
     csrf = csrf_from(client.get("/ui/login").text)
     r = client.post("/ui/login", data={"csrf_token": csrf, "token": token})
     assert "Secure" in r.headers["Set-Cookie"]
+
+
+def test_the_sign_in_page_sends_a_signed_in_admin_on(ui: Any) -> None:
+    r = ui.get("/ui/login?next=/ui/profiles")
+    assert r.status_code == 303
+    assert r.headers["Location"] == "/ui/profiles"

@@ -103,6 +103,7 @@ def test_reinstall_then_cancel(ui: Any, registered: str, fleet: Fleet) -> None:
     assert state_of(fleet, registered) == "pending"
     html = ui.get(f"/ui/clients/{registered}").text
     assert "Reinstall requested (install 1)" in html
+    assert "install 1 of debian12 <small>(web:test)</small>" in html  # who, in the events
     assert 'id="cancel"' in html and 'id="reinstall"' not in html
 
     assert ui.confirm(f"/ui/clients/{registered}/cancel").status_code == 303

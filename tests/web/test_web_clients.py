@@ -347,3 +347,33 @@ def test_import_refuses_non_utf8(ui: Any) -> None:
     r = ui.post("/ui/clients/import", data, content_type="multipart/form-data")
     assert r.status_code == 400
     assert "not UTF-8" in r.text
+
+
+def test_bulk_on_every_client_matching_the_filter(
+    ui: Any, registered: str, fleet: Fleet, client: Any, auth: dict[str, str]
+) -> None:
+    """'All N matching' walks the cursor past the page the admin sees."""
+    macs = add_many(fleet, PAGE_SIZE + 5)
+    page = ui.get("/ui/clients?q=host").text
+    assert f"All {PAGE_SIZE + 5} matching clients" in page
+    assert '<input type="hidden" name="f_q" value="host">' in page
+    form = {"action": "assign", "profile": "debian12", "scope": "all", "f_q": "host"}
+    r = ui.post("/ui/clients/bulk", form)
+    assert f"Assign profile for all {PAGE_SIZE + 5} matching client(s)?" in r.text
+    assert ui.confirm("/ui/clients/bulk", form).status_code == 303
+    assert f"Assigned profile debian12 to {PAGE_SIZE + 5} client(s)." in ui.get("/ui/").text
+    assert set(macs_on(ui.get("/ui/clients?profile=debian12&q=host").text)) <= set(macs)
+    with session_scope(fleet.engine) as s:
+        assert clients.list_page(s, profile="debian12").total == PAGE_SIZE + 6
+
+
+def test_bulk_on_all_refuses_more_than_the_limit(
+    ui: Any, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.web import clients as web_clients
+
+    add_many(fleet, 12)
+    monkeypatch.setattr(web_clients, "MAX_BULK", 10)
+    r = ui.confirm("/ui/clients/bulk", {"action": "reinstall", "scope": "all"})
+    assert r.status_code == 400
+    assert "more than 10 clients match; narrow the filter" in r.text

@@ -104,3 +104,17 @@ def test_more_active_installs_than_shown(
     html = ui.get("/ui/").text
     assert html.count("<tr data-mac=") == 1
     assert "The 1 most recently active of 2" in html
+
+
+def test_unregistered_machines_can_be_registered(ui: Any, registered: str, client: Any) -> None:
+    for mac in ("52:54:00:de:ad:01", "52:54:00:de:ad:02", registered):
+        assert client.get(f"/ipxe?mac={mac}&arch=x86_64").status_code == 200
+    html = ui.get("/ui/").text
+    assert "Seen on the network, not registered" in html
+    assert 'href="/ui/clients/new?mac=52:54:00:de:ad:01"' in html
+    assert 'href="/ui/clients/new?mac=52:54:00:de:ad:02"' in html
+    assert f"new?mac={registered}" not in html  # registered machines are not "discovered"
+    form = ui.get("/ui/clients/new?mac=52:54:00:de:ad:01").text
+    assert 'value="52:54:00:de:ad:01"' in form
+    ui.post("/ui/clients/new", {"mac": "52:54:00:de:ad:01"})
+    assert "new?mac=52:54:00:de:ad:01" not in ui.get("/ui/").text

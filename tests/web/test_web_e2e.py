@@ -320,6 +320,8 @@ def test_admin_journey(server: Server, new_page: Any) -> None:
     shot(page, "clients")
 
     # The dashboard follows installs live: counts, progress bars, failures.
+    with urllib.request.urlopen(f"{server.url}/ipxe?mac=52:54:00:ee:00:01", timeout=30) as r:
+        assert b"booting from disk" in r.read()  # an unregistered machine boots its disk
     second = boot(server, "52:54:00:bb:00:01")
     report(second, "progress", {"percent": 30, "message": "fetching packages"})
     page.get_by_role("link", name="Dashboard").click()
@@ -329,10 +331,22 @@ def test_admin_journey(server: Server, new_page: Any) -> None:
     report(second, "progress", {"percent": 65, "message": "installing packages"})
     expect(row.locator("progress")).to_have_attribute("value", "65")
     expect(row).to_contain_text("installing packages")
+    # A keyboard user's focus stays on the same link when the region refreshes.
+    row.get_by_role("link", name="lab-pc02").focus()
+    report(second, "progress", {"percent": 80, "message": "installing packages"})
+    expect(row.locator("progress")).to_have_attribute("value", "80")
+    expect(row.get_by_role("link", name="lab-pc02")).to_be_focused()
     report(boot(server, "52:54:00:bb:00:02"), "progress", {"percent": 10, "message": "network"})
     expect(page.locator("[data-count=installing]")).to_have_text("2")
     expect(page.locator("[data-region=failures]")).to_contain_text("lab-pc01")
     assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
+    expect(page.get_by_role("link", name="Register 52:54:00:ee:00:01")).to_be_visible()
+    # lab-pc03's news moved it above lab-pc02; focus stayed on lab-pc02's link all the same
+    expect(page.locator("[data-region=active] tbody tr").first).to_have_attribute(
+        "data-mac", "52:54:00:bb:00:02"
+    )
+    expect(row.get_by_role("link", name="lab-pc02")).to_be_focused()
+    page.evaluate("document.activeElement.blur()")
     shot(page, "dashboard")
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":  # the README's picture, refreshed on demand
         page.screenshot(path=str(DASHBOARD_PNG), full_page=True)
@@ -424,6 +438,7 @@ def test_pages_pass_axe_accessibility_checks(server: Server, new_page: Any) -> N
     problems: dict[str, str] = {}
 
     def check(name: str) -> None:
+        shot(page, "page-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"))
         results = axe.run(page, options=options)
         if results.violations_count:
             problems[name] = results.generate_report()
@@ -459,3 +474,36 @@ def test_pages_pass_axe_accessibility_checks(server: Server, new_page: Any) -> N
         check(f"{path} (dark)")
     shot(page, "dark-clients")
     assert not problems, "\n\n".join(f"== {k}\n{v}" for k, v in problems.items())
+
+
+def test_works_without_javascript(server: Server, new_page: Any) -> None:
+    """Progressive enhancement: with scripts off, the server asks for confirmation itself."""
+    from playwright.sync_api import expect
+
+    mac = "52:54:00:dd:00:01"
+    try:
+        api(server, "POST", "/api/v1/profiles", {"name": "nojs", "kernel": "debian/linux"})
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 409
+    api(server, "POST", "/api/v1/clients", {"mac": mac, "hostname": "nojs", "profile": "nojs"})
+    page = new_page(java_script_enabled=False)
+    sign_in(page, server.token)
+    page.goto(f"/ui/clients/{mac}")
+    page.get_by_role("button", name="Reinstall…").click()
+    expect(page.get_by_role("heading", name="Please confirm")).to_be_visible()
+    shot(page, "no-js-confirm")
+    page.get_by_role("button", name="Yes, go ahead").click()
+    expect(page.locator("#client-state")).to_have_text("pending")
+    expect(page.locator(".flash.ok")).to_contain_text("Reinstall requested")
+
+
+def test_live_updates_say_why_they_pause(server: Server, new_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    mac = "52:54:00:dd:00:02"
+    api(server, "POST", "/api/v1/clients", {"mac": mac, "hostname": "gone-soon"})
+    page = new_page()
+    sign_in(page, server.token)
+    page.goto(f"/ui/clients/{mac}")
+    api(server, "DELETE", f"/api/v1/clients/{mac}")
+    expect(page.locator(".live-note")).to_contain_text(f"no client with MAC {mac}")

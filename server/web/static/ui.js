@@ -10,15 +10,18 @@
     var message = form.getAttribute("data-confirm");
     if (!message || form.querySelector("input[name=confirmed]")) return;
     if (form.id === "bulk") {
-      var picked = form.querySelectorAll("input[name=mac]:checked").length;
+      var all = form.querySelector("input[name=scope]:checked");
+      var picked = all ? all.getAttribute("data-total") :
+        form.querySelectorAll("input[name=mac]:checked").length;
       var action = form.querySelector("select[name=action]");
-      if (!picked) {
+      if (!all && !picked) {
         ev.preventDefault();
         window.alert("Select at least one client first.");
         return;
       }
-      message = action.options[action.selectedIndex].text + " for " + picked +
-        " selected client" + (picked === 1 ? "" : "s") + "?";
+      message = action.options[action.selectedIndex].text + " for " + (all ? "all " : "") +
+        picked + (all ? " matching" : " selected") + " client" +
+        (String(picked) === "1" ? "" : "s") + "?";
     }
     if (!window.confirm(message)) {
       ev.preventDefault();
@@ -29,6 +32,11 @@
     input.name = "confirmed";
     input.value = "1";
     form.appendChild(input);
+    // The submission has its data now; drop the field so that coming back to this page
+    // (history, back/forward cache) asks again.
+    window.setTimeout(function () {
+      input.remove();
+    }, 0);
   });
 
   // "Select all on this page" for the bulk form (hidden without JavaScript).
@@ -55,14 +63,29 @@
   note.hidden = true;
   main.insertBefore(note, main.firstChild);
 
+  var FOCUSABLE = "a[href], button, input, select, textarea";
+
+  function identity(el) {
+    return el.id || el.getAttribute("href") || el.getAttribute("formaction") ||
+      (el.form ? el.form.getAttribute("action") : "") + "#" + (el.name || el.textContent);
+  }
+
   function swap(name, html) {
     var region = document.querySelector('[data-region="' + name + '"]');
     if (!region || last[name] === html) return;
     last[name] = html;
+    // Keep keyboard focus on the same control across the swap, even if rows moved.
     var focused = document.activeElement;
-    var id = focused && region.contains(focused) ? focused.id : "";
+    var wanted = focused && region.contains(focused) ? identity(focused) : null;
     region.innerHTML = html;
-    if (id && document.getElementById(id)) document.getElementById(id).focus();
+    if (wanted === null) return;
+    var controls = region.querySelectorAll(FOCUSABLE);
+    for (var i = 0; i < controls.length; i++) {
+      if (identity(controls[i]) === wanted) {
+        controls[i].focus();
+        return;
+      }
+    }
   }
 
   function poll() {
@@ -71,7 +94,13 @@
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
         if (response.status === 401) window.location.reload();
-        if (!response.ok) throw new Error("HTTP " + response.status);
+        if (!response.ok) {
+          return response.json().catch(function () {
+            return {};
+          }).then(function (body) {
+            throw new Error((body.error && body.error.message) || "HTTP " + response.status);
+          });
+        }
         return response.json();
       })
       .then(function (data) {
@@ -81,8 +110,9 @@
         note.hidden = true;
         main.setAttribute("data-live-ok", String(Date.now()));
       })
-      .catch(function () {
-        note.textContent = "Live updates paused: the server does not answer. Retrying…";
+      .catch(function (error) {
+        note.textContent = "Live updates paused (" + (error.message || "no answer") +
+          "). Retrying…";
         note.hidden = false;
       })
       .then(function () {
