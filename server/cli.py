@@ -111,6 +111,7 @@ def _shared_obj() -> dict[str, Any]:
 @click.option("--progress-timeout", type=int, help="Seconds without progress (7200).")
 @click.option("--grace-seconds", type=int, help="Re-read window for installer configs (120).")
 @click.option("--reap-interval", type=float, help="Seconds between deadline checks (30).")
+@click.option("--db-busy-timeout", type=int, help="Milliseconds a SQLite write waits (5000).")
 @click.option("--rate-limit", type=float, help="Boot/callback requests/s per source (10; 0 off).")
 @click.option("--rate-burst", type=int, help="Burst of boot/callback requests per source (120).")
 @click.option(

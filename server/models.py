@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, ConfigDict, PlainSerializer, field_serializer
 from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
@@ -26,6 +26,22 @@ FAILURE_LOG_MAX = 64 * 1024
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# Variables whose values are secrets (password hashes, product keys): stored and rendered
+# into answer files, but never sent back in an API answer. An update that sends the
+# placeholder back keeps the stored value.
+SECRET_VARIABLE = re.compile(r"password|secret|passphrase|product_key", re.IGNORECASE)
+REDACTED = "<redacted>"
+
+
+def redact_variables(variables: dict[str, Any]) -> dict[str, Any]:
+    return {k: REDACTED if SECRET_VARIABLE.search(k) and v else v for k, v in variables.items()}
+
+
+def keep_redacted(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """`new` with every placeholder a client echoed back replaced by the stored secret."""
+    return {k: old.get(k) if v == REDACTED and k in old else v for k, v in new.items()}
 
 
 def check_name(value: str) -> str:
@@ -150,6 +166,10 @@ class ProfilePublic(ProfileBase):
     created_at: UtcDatetime
     updated_at: UtcDatetime
 
+    @field_serializer("variables", when_used="json")
+    def _hide_secrets(self, value: dict[str, Any]) -> dict[str, Any]:
+        return redact_variables(value)
+
 
 # --- groups -----------------------------------------------------------------------------------
 
@@ -183,6 +203,10 @@ class GroupUpdate(Strict):
 
 class GroupPublic(GroupBase):
     members: int = 0
+
+    @field_serializer("variables", when_used="json")
+    def _hide_secrets(self, value: dict[str, Any]) -> dict[str, Any]:
+        return redact_variables(value)
 
 
 # --- clients and installs ---------------------------------------------------------------------
@@ -268,6 +292,10 @@ class ClientPublic(SQLModel):
     last_seen_at: UtcDatetime | None
     created_at: UtcDatetime
     updated_at: UtcDatetime
+
+    @field_serializer("variables", when_used="json")
+    def _hide_secrets(self, value: dict[str, Any]) -> dict[str, Any]:
+        return redact_variables(value)
 
 
 class ProgressReport(Strict):

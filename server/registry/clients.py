@@ -26,6 +26,7 @@ from server.models import (
     Profile,
     check_hostname,
     check_name,
+    keep_redacted,
     utcnow,
 )
 from server.registry import groups, profiles
@@ -95,7 +96,7 @@ def update(session: Session, mac: str, data: ClientUpdate, catalog: Catalog) -> 
         name = changes["profile"]
         row.profile_id = profiles.get(session, name).id if name else None
     if changes.get("variables") is not None:
-        row.variables = changes["variables"]
+        row.variables = keep_redacted(changes["variables"], row.variables)
     if changes.get("groups") is not None:
         groups.set_membership(session, row, changes["groups"])
     row.updated_at = utcnow()

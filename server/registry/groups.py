@@ -13,6 +13,7 @@ from server.models import (
     GroupCreate,
     GroupPublic,
     GroupUpdate,
+    keep_redacted,
 )
 
 
@@ -54,6 +55,8 @@ def ensure(session: Session, names: list[str]) -> list[ClientGroup]:
 def update(session: Session, name: str, data: GroupUpdate) -> ClientGroup:
     row = get(session, name)
     for key, value in data.model_dump(exclude_unset=True).items():
+        if key == "variables" and value is not None:
+            value = keep_redacted(value, row.variables)
         if value is not None:
             setattr(row, key, value)
     session.add(row)

@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 
 from server.catalog import Catalog
 from server.errors import Conflict, InvalidInput, NotFound
-from server.models import Client, Profile, ProfileCreate, ProfileUpdate, utcnow
+from server.models import Client, Profile, ProfileCreate, ProfileUpdate, keep_redacted, utcnow
 
 
 def get(session: Session, name: str) -> Profile:
@@ -50,6 +50,8 @@ def update(session: Session, name: str, data: ProfileUpdate, catalog: Catalog) -
     for key, value in changes.items():
         if value is None and key in {"kernel", "initrd", "cmdline", "variables"}:
             raise InvalidInput(key, "may not be null")
+        if key == "variables":
+            value = keep_redacted(value, row.variables)
         setattr(row, key, value)
     row.updated_at = utcnow()
     session.add(row)

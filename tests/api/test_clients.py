@@ -162,3 +162,42 @@ def test_discovered_lists_unregistered_boots(client: FlaskClient, auth: dict) ->
     assert [(d["mac"], d["last_arch"], d["boots"]) for d in items] == [
         ("52:54:00:00:07:01", "x86_64", 1)
     ]
+
+
+def test_secret_variables_never_come_back(client: FlaskClient, auth: dict, fleet) -> None:  # type: ignore[no-untyped-def]
+    """Password hashes go into answer files, never into API answers; echoing the placeholder
+    back in an update keeps the stored value."""
+    from server.registry import clients as registry_clients
+    from server.registry.database import session_scope
+
+    secret = "$6$salt$" + "h" * 86
+    body = add(
+        client,
+        auth,
+        "52:54:00:00:0c:01",
+        variables={"root_password_hash": secret, "admin_password": "Pa55", "locale": "C"},
+    )
+    assert body["variables"] == {
+        "root_password_hash": "<redacted>",
+        "admin_password": "<redacted>",
+        "locale": "C",
+    }
+    for path in ("/api/v1/clients/52:54:00:00:0c:01", "/api/v1/clients?q=0c:01"):
+        assert secret not in client.get(path, headers=auth).text
+    r = client.patch(
+        "/api/v1/clients/52:54:00:00:0c:01",
+        headers=auth,
+        json={"variables": {**body["variables"], "locale": "de_DE"}},
+    )
+    assert r.status_code == 200, r.text
+    with session_scope(fleet.engine) as s:
+        stored = registry_clients.get(s, "52:54:00:00:0c:01").variables
+    assert stored == {"root_password_hash": secret, "admin_password": "Pa55", "locale": "de_DE"}
+    profile = {"name": "p", "kernel": "k", "variables": {"root_password_hash": secret}}
+    r = client.post("/api/v1/profiles", json=profile, headers=auth)
+    assert r.status_code == 201 and secret not in r.text
+    assert secret not in client.get("/api/v1/profiles", headers=auth).text
+    r = client.post(
+        "/api/v1/groups", json={"name": "g", "variables": {"admin_password": "x1"}}, headers=auth
+    )
+    assert r.json["variables"] == {"admin_password": "<redacted>"}

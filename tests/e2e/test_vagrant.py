@@ -3,12 +3,13 @@ reinstalls once through `bootfleet serve` on this host, then boots its own disk.
 
 The libvirt side is built for the test and torn down after it: libvirtd/virtlogd (started
 only if not running), a storage pool in a temp folder, and an isolated libvirt network on
-198.18.1.0/24 (no forward, no DHCP, no DNS) whose bridge carries our dnsmasq and Bootfleet.
+a free 198.18.<n>.0/24 (no forward, no DHCP, no DNS) whose bridge carries our dnsmasq and Bootfleet.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import tempfile
@@ -26,8 +27,9 @@ from .lab import HTTP_PORT, NsHttp, dnsmasq_conf, stop_process
 
 pytestmark = pytest.mark.e2e
 
-SUBNET = "198.18.1"
-HOST_IP = f"{SUBNET}.1"
+# The libvirt network lives in the host namespace, so two runs on one host must not share a
+# subnet: each takes the first free 198.18.<n>.0/24, n in 1..99 (the netns lab uses 198.18.0).
+SUBNET_OCTETS = range(1, 100)
 VAGRANT_TIMEOUT = 300
 
 
@@ -93,6 +95,7 @@ class Libvirt:
         self.bridge = f"bfe2e{tag}"[:15]
         self.started: list[subprocess.Popen[bytes]] = []
         self.have_pool = self.have_net = False
+        self.subnet = self.host_ip = ""
 
     def daemon_up(self) -> bool:
         return (
@@ -121,14 +124,21 @@ class Libvirt:
         pool_dir.mkdir(mode=0o755)
         _sh("virsh", "pool-create-as", self.pool, "dir", "--target", str(pool_dir))
         self.have_pool = True
-        xml = self.work / "net.xml"
-        xml.write_text(
-            f"<network><name>{self.network}</name>"
-            f"<bridge name='{self.bridge}' stp='off' delay='0'/><dns enable='no'/>"
-            f"<ip address='{HOST_IP}' netmask='255.255.255.0'/>"
-            f"<ip family='ipv6' address='2001:db8:1::1' prefix='64'/></network>"
-        )  # no <forward>: isolated; no <dhcp>: our dnsmasq is the site's DHCP server
-        _sh("virsh", "net-create", str(xml))
+        for octet in random.sample(SUBNET_OCTETS, 10):
+            self.subnet = f"198.18.{octet}"
+            self.host_ip = f"{self.subnet}.1"
+            xml = self.work / "net.xml"
+            xml.write_text(
+                f"<network><name>{self.network}</name>"
+                f"<bridge name='{self.bridge}' stp='off' delay='0'/><dns enable='no'/>"
+                f"<ip address='{self.host_ip}' netmask='255.255.255.0'/>"
+                f"<ip family='ipv6' address='2001:db8:{octet}::1' prefix='64'/></network>"
+            )  # no <forward>: isolated; no <dhcp>: our dnsmasq is the site's DHCP server
+            created = subprocess.run(["virsh", "net-create", str(xml)], capture_output=True)
+            if created.returncode == 0:
+                break
+        else:
+            raise RuntimeError(f"no free 198.18.x.0/24 for the libvirt network: {created.stderr!r}")
         self.have_net = True
         return self
 
@@ -145,8 +155,8 @@ class Libvirt:
 class HostNet:
     """The Bootfleet `Network` on this host, beside the libvirt bridge."""
 
-    def __init__(self, work: Path) -> None:
-        self.work = work
+    def __init__(self, work: Path, address: str) -> None:
+        self.work, self.address = work, address
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def popen(self, cmd: list[str] | tuple[str, ...], log: Path) -> subprocess.Popen[bytes]:
@@ -158,7 +168,7 @@ class HostNet:
         return proc
 
     def http(self, port: int = HTTP_PORT) -> NsHttp:
-        return NsHttp(None, HOST_IP, port)
+        return NsHttp(None, self.address, port)
 
     def close(self) -> None:
         for proc in reversed(self.procs):
@@ -178,14 +188,20 @@ def libvirt_lab(
     tmp_path.chmod(0o755)
     tag = uuid.uuid4().hex[:6]
     lv = Libvirt(tmp_path, tag)
-    host = HostNet(tmp_path)
-    server = Bootfleet(host, tmp_path / "bootfleet", installer, address=HOST_IP)
+    host: HostNet | None = None
+    server: Bootfleet | None = None
     try:
         lv.start()
+        host = HostNet(tmp_path, lv.host_ip)
+        server = Bootfleet(host, tmp_path / "bootfleet", installer, address=lv.host_ip)
         conf = tmp_path / "dnsmasq.conf"
         conf.write_text(
             dnsmasq_conf(
-                tmp_path, {}, iface=lv.bridge, server_ip=HOST_IP, ip6_prefix="2001:db8:1::"
+                tmp_path,
+                {},
+                iface=lv.bridge,
+                server_ip=lv.host_ip,
+                ip6_prefix=f"2001:db8:{lv.subnet.rsplit('.', 1)[1]}::",
             )
         )
         host.popen(
@@ -199,8 +215,10 @@ def libvirt_lab(
         finally:
             for serial in (lv.shared / "serial").glob("*.log"):
                 shutil.copy(serial, artifacts / f"vagrant-{serial.name}")
-            server.close()
-            host.close()
+            if server is not None:
+                server.close()
+            if host is not None:
+                host.close()
             lv.close()
             for name in ("dnsmasq.log", "bootfleet/bootfleet.log"):
                 if (tmp_path / name).exists():
@@ -212,13 +230,14 @@ def client_env(work: Path, lv: Libvirt, mac_prefix: str) -> dict[str, str]:
         "BOOTFLEET_HOST_SERVER": "1",
         "BOOTFLEET_CLIENTS": "1",
         "BOOTFLEET_NETWORK": lv.network,
-        "BOOTFLEET_SUBNET": SUBNET,
-        "BOOTFLEET_SERVER_IP": HOST_IP,
+        "BOOTFLEET_SUBNET": lv.subnet,
+        "BOOTFLEET_SERVER_IP": lv.host_ip,
         "BOOTFLEET_MAC_PREFIX": mac_prefix,
         "BOOTFLEET_DISK_MB": "64",
         "BOOTFLEET_SERIAL_DIR": str(lv.shared / "serial"),
         "BOOTFLEET_LIBVIRT_DRIVER": "qemu",
         "BOOTFLEET_LIBVIRT_POOL": lv.pool,
+        "BOOTFLEET_LIBVIRT_PREFIX": f"{lv.pool}-",
     }
 
 
