@@ -12,8 +12,9 @@ import hashlib
 import hmac
 from datetime import timedelta
 
-from flask import Blueprint, redirect, url_for
+from flask import Blueprint, Flask, Request, redirect, url_for
 from flask.blueprints import BlueprintSetupState
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 
 from server.fleet import Fleet
@@ -34,6 +35,17 @@ def session_key(site_key: bytes) -> bytes:
     return hmac.new(site_key, b"web-session", hashlib.sha256).digest()
 
 
+class UiSessionInterface(SecureCookieSessionInterface):
+    """Sessions exist only under /ui/, where the cookie is scoped. Everywhere else (boot
+    scripts, installer callbacks, the JSON API) a null session, so a boot request does not
+    build a cookie signer it can never use: that was ~20 % of a boot decision."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path != bp.url_prefix and not request.path.startswith(f"{bp.url_prefix}/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 @bp.record_once
 def _configure(state: BlueprintSetupState) -> None:
     app = state.app
@@ -47,6 +59,8 @@ def _configure(state: BlueprintSetupState) -> None:
         SESSION_COOKIE_SAMESITE="Strict",
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
     )
+    assert isinstance(app, Flask)
+    app.session_interface = UiSessionInterface()
     pages.init_app(app)
     app.add_url_rule("/", "root", _root)
 
