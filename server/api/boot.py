@@ -12,7 +12,6 @@ from sqlmodel import select
 from server.api.context import fleet, peer
 from server.api.docs import doc
 from server.bootspec import BootSpec
-from server.errors import Unavailable
 from server.imagefiles import send_image
 from server.models import Client
 from server.registry.database import session_scope
@@ -51,10 +50,8 @@ def ipxe_script() -> Response:
     f = fleet()
     mac = request.args.get("mac")
     arch = request.args.get("arch") or None
-    try:
-        spec = f.booter.resolve(mac, arch, peer())
-    except Unavailable:
-        raise  # 503: the script's `|| exit` boots the disk
+    # A busy registry raises Unavailable: 503, and the chain script's `|| exit` boots the disk.
+    spec = f.booter.resolve(mac, arch, peer())
     return Response(f.renderer.render_boot(spec, "ipxe"), mimetype="text/plain")
 
 
