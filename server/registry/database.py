@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,7 @@ def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engi
             **pool,
         )
         event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout_ms))
-        _BUSY_TIMEOUT_MS[id(engine)] = busy_timeout_ms
+        _WRITERS[engine] = _Writer(threading.RLock(), busy_timeout_ms / 1000)
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that a
         # read-then-write transaction takes the write lock up front (BEGIN IMMEDIATE) when
         # asked to, and never fails half-way with "database is locked".
@@ -72,14 +74,29 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-_WRITE_LOCKS: dict[int, threading.RLock] = {}
-_WRITE_LOCKS_GUARD = threading.Lock()
-_BUSY_TIMEOUT_MS: dict[int, int] = {}
+@dataclass(frozen=True)
+class _Writer:
+    lock: threading.RLock
+    timeout: float  # seconds
+
+
+# One writer lock per SQLite engine, living exactly as long as the engine: keyed weakly by
+# the engine itself, never by id(), which a later engine may reuse and so inherit a lock.
+_WRITERS: weakref.WeakKeyDictionary[Engine, _Writer] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writer(engine: Engine) -> _Writer:
+    with _WRITERS_GUARD:
+        found = _WRITERS.get(engine)
+        if found is None:  # an SQLite engine not made by make_engine
+            found = _WRITERS[engine] = _Writer(threading.RLock(), SQLITE_BUSY_TIMEOUT_MS / 1000)
+        return found
 
 
 def busy_timeout(engine: Engine) -> float:
     """Seconds a write waits for the write lock before giving up (the engine's setting)."""
-    return _BUSY_TIMEOUT_MS.get(id(engine), SQLITE_BUSY_TIMEOUT_MS) / 1000
+    return _writer(engine).timeout
 
 
 @contextmanager
@@ -92,9 +109,9 @@ def sqlite_writer(engine: Engine) -> Iterator[None]:
     processes (the CLI) still meet the busy timeout. The wait is bounded by the same
     timeout, and ends as Unavailable like a locked database would.
     """
-    with _WRITE_LOCKS_GUARD:
-        lock = _WRITE_LOCKS.setdefault(id(engine), threading.RLock())
-    if not lock.acquire(timeout=busy_timeout(engine)):
+    writer = _writer(engine)
+    lock = writer.lock
+    if not lock.acquire(timeout=writer.timeout):
         raise Unavailable("the registry database is busy or unreachable; retry shortly")
     try:
         yield

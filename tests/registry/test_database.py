@@ -63,3 +63,30 @@ def test_locked_database_is_unavailable_not_a_crash(tmp_path: Path) -> None:
         s.merge(Meta(key="k", value="v"))
     impatient.dispose()
     engine.dispose()
+
+
+def test_writer_lock_lives_and_dies_with_its_engine(tmp_path: Path) -> None:
+    """Per-engine write locks are keyed by the engine, not id(): a later engine never
+    inherits an earlier one's (possibly held) lock."""
+    import gc
+
+    from server.registry import database
+
+    first = make_engine(f"sqlite:///{tmp_path / 'a.db'}", busy_timeout_ms=50)
+    second = make_engine(f"sqlite:///{tmp_path / 'b.db'}")
+    assert database._writer(first) is not database._writer(second)
+    assert database.busy_timeout(first) == 0.05 and database.busy_timeout(second) == 5.0
+    held = database._writer(first).lock
+    assert held.acquire()  # as a thread stuck inside a write would hold it
+    first.dispose()
+    del first
+    gc.collect()
+    assert not [e for e in list(database._WRITERS.keys()) if str(e.url).endswith("/a.db")]
+    third = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    migrate(third)
+    assert database._writer(third).lock is not held
+    with session_scope(third, write=True) as s:  # writes at once, whatever `first` left held
+        s.merge(Meta(key="k", value="v"))
+    held.release()
+    for engine in (second, third):
+        engine.dispose()
