@@ -67,9 +67,9 @@ class Booter:
             return BootSpec.local(mac, "unregistered machine: local boot")
         if found is not None and found[1] not in _MAY_INSTALL:
             # The common answer (idle, installed, failed, installing): local boot, decided on
-            # a read, and the sighting group-committed with other machines' (it only touches
+            # a read; the sighting is written behind, with other machines' (it only touches
             # the last_* columns, so it commutes with any concurrent change of state).
-            self.registry.seen(found[0], peer, arch, utcnow())
+            self.registry.seen(found[0], mac, peer, arch, utcnow())
             return BootSpec.local(mac, f"client is {found[1]}: local boot")
         # Unregistered, or an install may be due: the ORM path decides (afresh, in its own
         # transaction) and records what it did.

@@ -87,7 +87,7 @@ def _shared_obj() -> dict[str, Any]:
             with session_scope(fleet.engine) as s:
                 return profiles.using_image(s, image)
         finally:
-            fleet.engine.dispose()
+            fleet.close()
 
     return {
         "images_dir": settings.images,
@@ -100,6 +100,7 @@ def _shared_obj() -> dict[str, Any]:
 @registry_options
 @click.option("--bind", help="Address to listen on (default 0.0.0.0).")
 @click.option("--http-port", type=int, help="HTTP port (default 8080).")
+@click.option("--http-threads", type=int, help="Threads answering HTTP requests (4).")
 @click.option("--tftp-port", type=int, help="TFTP port (default 69 as root, else 6969).")
 @click.option("--no-tftp", "tftp_enabled", flag_value=False, default=None, help="HTTP only.")
 @click.option("--tftp-max-blksize", type=int, help="Largest TFTP block size granted (1468).")

@@ -32,6 +32,11 @@ class Fleet:
     def server_url(self) -> str:
         return self.renderer.server_url
 
+    def close(self) -> None:
+        """Write what is still queued (client sightings) and close the database pool."""
+        self.booter.registry.close()
+        self.engine.dispose()
+
     @classmethod
     def open(cls, settings: Settings, *, engine: Engine | None = None) -> Fleet:
         """Open (and migrate) the registry and build the boot policy objects."""

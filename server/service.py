@@ -86,7 +86,7 @@ def _serve(settings: Settings) -> None:
         if tftp is not None:
             tftp.stop()
         reaper.stop()
-        fleet.engine.dispose()
+        fleet.close()
         log.info("stopped")
 
 

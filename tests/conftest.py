@@ -37,7 +37,7 @@ def settings(tmp_path: Path) -> Settings:
 def fleet(settings: Settings) -> Iterator[Fleet]:
     f = Fleet.open(settings)
     yield f
-    f.engine.dispose()
+    f.close()
 
 
 @pytest.fixture

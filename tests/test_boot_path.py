@@ -1,4 +1,4 @@
-"""The boot path's fast lane: local-boot decisions on a read, group-committed sightings."""
+"""The boot path's fast lane: local-boot decisions on a read, sightings written behind."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from server.registry.database import session_scope
 
 
 def row(fleet: Fleet, mac: str) -> Client:
+    fleet.booter.registry.flush()  # sightings are written behind; tests/registry/test_seen.py
     with session_scope(fleet.engine) as s:
         found = s.exec(select(Client).where(Client.mac == mac)).one()
         s.expunge(found)

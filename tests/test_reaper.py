@@ -75,7 +75,7 @@ def test_deadline_survives_a_restart(
     try:
         assert reap(reopened.engine) == [registered]
     finally:
-        reopened.engine.dispose()
+        reopened.close()
 
 
 def test_reaper_thread_runs_at_start_and_stops(

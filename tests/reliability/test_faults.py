@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from server.api import create_app
 from server.config import Settings
+from server.errors import Unavailable
 from server.fleet import Fleet
 from server.registry import admin_tokens
 from server.registry.database import session_scope
@@ -41,21 +42,32 @@ def test_locked_sqlite_gives_503_then_recovers(settings: Settings) -> None:
     fleet = Fleet.open(settings.replace(db_busy_timeout=200))
     try:
         http, auth = setup_registry(fleet)
+        r = http.post("/api/v1/clients", json={"mac": mac(3), "profile": "debian12"}, headers=auth)
+        assert r.status_code == 201
+        assert http.post(f"/api/v1/clients/{mac(3)}/reinstall", headers=auth).status_code == 200
         holder = sqlite3.connect(settings.data_dir / "bootfleet.db", isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")  # held far longer than the 200 ms busy timeout
         try:
             writes = [
                 lambda: http.post(f"/api/v1/clients/{mac(1)}/reinstall", headers=auth),
                 lambda: http.post("/api/v1/clients", json={"mac": mac(2)}, headers=auth),
-                lambda: http.get(f"/ipxe?mac={mac(1)}"),  # boot: a write (last seen, state)
+                lambda: http.get(f"/ipxe?mac={mac(3)}"),  # an install's boot: a transition
             ]
             for call in writes:
                 assert_unavailable(call())
-            # WAL: readers are not blocked by a writer, so the admin can still look
+            # WAL: readers are not blocked by a writer, so the admin can still look, and an
+            # idle machine still gets its local boot (decided on a read); its sighting waits
             assert http.get(f"/api/v1/clients/{mac(1)}", headers=auth).status_code == 200
+            r = http.get(f"/ipxe?mac={mac(1)}&arch=x86_64")
+            assert r.status_code == 200 and "local boot" in r.text, r.text
+            with pytest.raises(Unavailable):
+                fleet.booter.registry.flush()
         finally:
             holder.execute("ROLLBACK")
             holder.close()
+        fleet.booter.registry.flush()  # the queued sighting is written once the lock is gone
+        seen = http.get(f"/api/v1/clients/{mac(1)}", headers=auth).json
+        assert (seen["last_arch"], seen["last_ip"]) == ("x86_64", "127.0.0.1")
         # recovered by itself: the very same calls now go through
         r = http.post(f"/api/v1/clients/{mac(1)}/reinstall", headers=auth)
         assert r.status_code == 200, r.text
@@ -63,7 +75,7 @@ def test_locked_sqlite_gives_503_then_recovers(settings: Settings) -> None:
         assert "installing" in http.get(f"/ipxe?mac={mac(1)}").text
         FIGURES["fault: locked SQLite -> 503 -> recovered"] += 1
     finally:
-        fleet.engine.dispose()
+        fleet.close()
 
 
 @pytest.fixture
@@ -102,4 +114,4 @@ def test_postgres_down_gives_503_then_recovers(settings: Settings, own_pg: PgSer
         assert "installing" in http.get(f"/ipxe?mac={mac(1)}").text
         FIGURES["fault: PostgreSQL down -> 503 -> recovered"] += 1
     finally:
-        fleet.engine.dispose()
+        fleet.close()

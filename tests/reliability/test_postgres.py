@@ -51,13 +51,13 @@ def test_full_lifecycle(settings: Settings, db_url: str) -> None:
         assert page["total"] == 1
         assert http.get("/healthz").status_code == 200
     finally:
-        fleet.engine.dispose()
+        fleet.close()
 
 
 def test_migrate_is_idempotent(settings: Settings, db_url: str, tmp_path: Path) -> None:
     for _ in range(2):
         fleet = Fleet.open(settings.replace(database_url=db_url))
-        fleet.engine.dispose()
+        fleet.close()
 
 
 ROUNDS = 10
@@ -146,4 +146,4 @@ def test_deadlines_fire(settings: Settings, db_url: str) -> None:
         )
         assert reap(fleet.engine) == []  # once only
     finally:
-        fleet.engine.dispose()
+        fleet.close()

@@ -38,7 +38,7 @@ def test_race(settings: Settings, db_url: str, workers: int, processes: bool, re
         macs = sorted({o.mac for o in outcomes})
         racer.check_consistency(fleet, outcomes, macs)
     finally:
-        fleet.engine.dispose()
+        fleet.close()
     free = Counter(o.status for o in outcomes if o.phase == "free")
     assert free[200] > 0 and free[409] > 0, f"the free-for-all raced nothing: {free}"
     kind = "processes" if processes else "threads"
