@@ -11,6 +11,7 @@ A worker runs two phases:
 from __future__ import annotations
 
 import random
+import traceback
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,16 +119,26 @@ def work(
         return outcomes
     finally:
         if own:
-            fleet.engine.dispose()
+            fleet.close()
 
 
 def process_main(args: tuple[Any, ...], results: Any) -> None:
     """Entry point of a worker process: its own Fleet on the shared database and data dir."""
     try:
         results.put(("ok", work(None, *args)))
-    except BaseException as exc:
-        results.put(("error", repr(exc)))
+    except BaseException:
+        results.put(("error", traceback.format_exc()))
+        args[-1].abort()  # the barrier: nobody waits for this worker any more
         raise
+
+
+def thread_main(fleet: Fleet, args: tuple[Any, ...], results: Any) -> None:
+    """Entry point of a worker thread: a failure reaches the harness with its traceback."""
+    try:
+        results.put(("ok", work(fleet, *args)))
+    except BaseException:
+        results.put(("error", traceback.format_exc()))
+        args[-1].abort()  # the barrier: nobody waits for this worker any more
 
 
 # --- the harness side ------------------------------------------------------------------------
@@ -259,16 +270,18 @@ def run_race(
         if processes:
             runners.append(ctx.Process(target=process_main, args=(args, results), daemon=True))
         else:
-            runners.append(
-                threading.Thread(target=lambda a=args: results.put(("ok", work(fleet, *a))))
-            )
+            runners.append(threading.Thread(target=thread_main, args=(fleet, args, results)))
     for r in runners:
         r.start()
     try:
         for n, (_op, state) in enumerate(CONFLICTS):
             outcomes += prepare(harness, conflict_macs[n], state)
-            barrier.wait(timeout=120)  # go
-            barrier.wait(timeout=120)  # all done
+            try:
+                barrier.wait(timeout=120)  # go
+                barrier.wait(timeout=120)  # all done
+            except threading.BrokenBarrierError:  # a worker failed: say how
+                barrier.abort()
+                raise AssertionError(f"round {n}: {worker_errors(results)}") from None
         reaped: list[Outcome] = []
         reaping = threading.Thread(target=reap_until, args=(fleet, runners, reaped))
         if reaper:  # the deadline reaper races the free-for-all, as it does in `serve`
@@ -287,6 +300,20 @@ def run_race(
         assert not reaping.is_alive()
         outcomes += reaped
     return outcomes
+
+
+def worker_errors(results: Any) -> list[str]:
+    """The failures workers reported so far (their tracebacks)."""
+    import queue
+
+    errors = []
+    while True:
+        try:
+            kind, got = results.get(timeout=1)
+        except queue.Empty:
+            return errors
+        if kind == "error":
+            errors.append(got)
 
 
 def reap_until(fleet: Fleet, runners: list[Any], outcomes: list[Outcome]) -> None:
