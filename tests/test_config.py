@@ -63,3 +63,30 @@ def test_unknown_override_refused() -> None:
 def test_database_url_wins_over_data_dir() -> None:
     s = Settings.load(env={"BOOTFLEET_DATABASE_URL": "postgresql://bf@db/bootfleet"})
     assert s.db_url == "postgresql://bf@db/bootfleet"
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides", "named"),
+    [
+        ({"BOOTFLEET_HTTP_THREADS": "0"}, {}, "BOOTFLEET_HTTP_THREADS: must be 1 to 256, not 0"),
+        ({}, {"http_threads": 0}, "--http-threads: must be 1 to 256"),
+        ({}, {"http_port": 70000}, "--http-port: must be 0 to 65535"),
+        ({"BOOTFLEET_TFTP_MAX_BLKSIZE": "4"}, {}, "BOOTFLEET_TFTP_MAX_BLKSIZE: must be 8 to"),
+        ({}, {"tftp_per_source": -1}, "--tftp-per-source: must be at least 1"),
+        ({}, {"rate_limit": -0.5}, "--rate-limit: must be at least 0"),
+        ({}, {"reap_interval": 0}, "--reap-interval: must be at least 0.01"),
+    ],
+)
+def test_out_of_range_value_is_refused_naming_its_source(
+    env: dict[str, str], overrides: dict[str, object], named: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        Settings.load(env=env, overrides=overrides)
+    assert str(caught.value).startswith(named)
+
+
+def test_http_threads_default_and_bounds() -> None:
+    assert Settings.load(env={}).http_threads == 4
+    assert Settings.load(env={"BOOTFLEET_HTTP_THREADS": "16"}).http_threads == 16
+    with pytest.raises(InvalidInput, match="http_threads"):
+        Settings(http_threads=0)
