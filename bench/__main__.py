@@ -64,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     ap.add_argument("--no-bootfleet-tftp", action="store_true", help="peers only for TFTP")
     ap.add_argument(
+        "--serve-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="extra flag for `bootfleet serve`, e.g. --serve-flag=--tftp-loops=2 (repeatable)",
+    )
+    ap.add_argument(
         "--no-profile", action="store_true", help="skip the py-spy runs (extra, not timed)"
     )
     ap.add_argument("--render", type=Path, help="only redraw .md and .png from a saved .json")
@@ -105,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     running: list[peers.Server] = []
     try:
         print("starting servers on 127.0.0.1 ...", flush=True)
-        ours = http_ours = peers.bootfleet(root, work, tftp=with_tftp)
+        ours = http_ours = peers.bootfleet(root, work, tftp=with_tftp, extra=args.serve_flag)
         running.append(ours)
         tftp_servers = [peers.tftpd_hpa(root, work), peers.dnsmasq(root, work)]
         running += tftp_servers

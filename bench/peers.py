@@ -191,7 +191,7 @@ def bootfleet_has_tftp() -> bool:
     return True
 
 
-def bootfleet(images: Path, work: Path, *, tftp: bool) -> Server:
+def bootfleet(images: Path, work: Path, *, tftp: bool, extra: list[str] | None = None) -> Server:
     """`bootfleet serve` from this checkout, its registry in `work`, logging at WARNING."""
     http_port = free_port(socket.SOCK_STREAM)
     argv = [
@@ -219,6 +219,7 @@ def bootfleet(images: Path, work: Path, *, tftp: bool) -> Server:
         argv += ["--tftp-max-blksize", "65464"]
     else:
         argv.append("--no-tftp")
+    argv += extra or []  # flags under test, e.g. --tftp-loops=2
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOOTFLEET_")}
     # The per-source rate limit on boot scripts (10/s) would throttle the whole simulated
     # classroom, which shares 127.0.0.1; a real one has an address per machine.

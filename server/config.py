@@ -45,6 +45,10 @@ class Settings:
     tftp_max_blksize: int = 1468  # RFC 2348 allows more; Ethernet MTU 1500 - 32 does not
     tftp_max_transfers: int = 500  # concurrent transfers in all
     tftp_per_source: int = 64  # concurrent transfers from one address
+    # Event-loop threads for TFTP transfers. One Python thread runs at a time, so a second
+    # loop mostly adds GIL hand-offs: one loop served a 200-client storm ~20 % faster
+    # (bench/README.md). A server with idle cores and many clients may try 2.
+    tftp_loops: int = 1
     interface: str | None = None  # advertise this interface's IPv4 address
     advertise: str | None = None  # or exactly this address / host name
     boot_timeout: int = 30 * 60  # seconds without a boot-file fetch before an install fails
@@ -120,6 +124,7 @@ _BOUNDS: tuple[tuple[str, float, float], ...] = (
     ("tftp_max_blksize", 8, 65464),  # RFC 2348
     ("tftp_max_transfers", 1, _NO_LIMIT),
     ("tftp_per_source", 1, _NO_LIMIT),
+    ("tftp_loops", 1, 16),
     ("boot_timeout", 0, _NO_LIMIT),  # 0: deadlines pass at once (the race tests use it)
     ("progress_timeout", 0, _NO_LIMIT),
     ("grace_seconds", 0, _NO_LIMIT),

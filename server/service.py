@@ -126,6 +126,7 @@ def start_tftp(fleet: Fleet) -> TftpService | None:
         max_blksize=s.tftp_max_blksize,
         max_transfers=s.tftp_max_transfers,
         per_source_max=s.tftp_per_source,
+        loops=s.tftp_loops,
     )
     try:
         service.start()

@@ -69,7 +69,7 @@ class TftpService:
         timeout: float = 1.0,
         retries: int = 5,
         workers: int = 4,
-        loops: int = 2,
+        loops: int = 1,
         stats: TftpStats | None = None,
         cache: FileCache | None = None,
     ) -> None:

@@ -37,6 +37,7 @@ class Transfer:
         "acked",
         "blksize",
         "deadline",
+        "fd",
         "filename",
         "gso",
         "max_rto",
@@ -69,6 +70,7 @@ class Transfer:
         retries: int,
     ) -> None:
         self.sock, self.peer, self.filename, self.source = sock, peer, filename, source
+        self.fd = sock.fileno()  # kept: a closed socket reports -1
         self.blksize, self.window = neg.blksize, neg.windowsize
         # RFC 1350: a block shorter than blksize ends the transfer, so a file that is an exact
         # multiple of blksize (or empty) ends with an empty block.

@@ -1,0 +1,39 @@
+"""Event loops: transfers spread over however many loops there are, each byte-exact, and a
+socket descriptor reused by the next transfer is never confused with the finished one."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from .conftest import ServiceFactory, payload
+from .helpers import download
+
+
+@pytest.mark.parametrize("loops", [1, 3])
+def test_parallel_downloads_over_loops(
+    make_service: ServiceFactory, root: Path, tmp_path: Path, loops: int
+) -> None:
+    files = {}
+    for i in range(12):
+        data = payload(40_000 + 997 * i, seed=i)
+        (root / f"p{i}.bin").write_bytes(data)
+        files[f"p{i}.bin"] = hashlib.sha256(data).hexdigest()
+    service = make_service(loops=loops, max_blksize=1468)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def fetch(name: str) -> str:
+        done = download("curl", service.port, name, out / name, blksize=1468)
+        assert done.returncode == 0, done.stderr
+        return hashlib.sha256((out / name).read_bytes()).hexdigest()
+
+    for _round in range(2):  # the second round reuses the first round's descriptors
+        with ThreadPoolExecutor(12) as pool:
+            got = dict(zip(files, pool.map(fetch, files), strict=True))
+        assert got == files
+    assert service.stats.results["ok"] == 24 and service.stats.active == 0
+    assert [loop.begun for loop in service._loops] == [24 // loops] * loops  # round robin
