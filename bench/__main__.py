@@ -184,7 +184,7 @@ def config_section(
     os.chmod(static.parent, 0o755)
     static.write_bytes(b"#" * res[0].nbytes)
     os.chmod(static, 0o644)
-    n, secs = (1000, 3.0) if quick else (5000, 10.0)
+    n, secs = (1000, 3.0) if quick else (20000, 10.0)
 
     def unregistered(i: int) -> str:  # a new machine: not in the registry (yet)
         return "pxelinux.cfg/01-" + registry.mac(0x7F000000 + i).replace(":", "-")
