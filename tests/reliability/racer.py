@@ -11,6 +11,7 @@ A worker runs two phases:
 from __future__ import annotations
 
 import random
+import threading
 import traceback
 from collections import Counter
 from dataclasses import dataclass
@@ -60,12 +61,22 @@ def open_settings(data_dir: str, images_dir: str, db_url: str, deadline: int = 3
     )
 
 
+# Werkzeug compiles each URL rule with ast.parse, and CPython 3.11's AST constructor keeps
+# its recursion depth per interpreter, not per thread: apps built by several threads at
+# once fail at random with "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython gh-106905; what broke test_race[...-threads] now and then). The service
+# builds its one app before any thread starts; the race's workers take turns.
+_BUILDING_APP = threading.Lock()
+
+
 class Caller:
     """One worker's view: its own test client over a shared or private Fleet."""
 
     def __init__(self, fleet: Fleet, admin_token: str) -> None:
         self.fleet = fleet
-        self.http = create_app(fleet=fleet, test_config={"TESTING": True}).test_client()
+        with _BUILDING_APP:
+            app = create_app(fleet=fleet, test_config={"TESTING": True})
+        self.http = app.test_client()
         self.auth = {"Authorization": f"Bearer {admin_token}"}
 
     def token(self, address: str) -> str | None:
@@ -255,7 +266,6 @@ def run_race(
     Fleet on the same database); the outcomes of every call, the harness's included."""
     import multiprocessing
     import queue
-    import threading
 
     harness = Caller(fleet, admin_token)
     macs = seed_registry(harness, len(CONFLICTS) + free_clients)
