@@ -122,7 +122,7 @@ _BOUNDS: tuple[tuple[str, float, float], ...] = (
     ("http_port", 0, 65535),
     ("tftp_port", 0, 65535),
     ("http_threads", 1, 256),
-    ("tftp_max_blksize", 8, 65464),  # RFC 2348
+    ("tftp_max_blksize", 8, 65464),  # RFC 2348 (server.tftp.options; importing it costs 60 ms)
     ("tftp_max_transfers", 1, _NO_LIMIT),
     ("tftp_per_source", 1, _NO_LIMIT),
     ("tftp_loops", 1, 16),

@@ -30,13 +30,15 @@ Peer = tuple[str, int]
 
 @dataclass
 class Request:
-    """An accepted RRQ whose file is open (or rendered) and ready to send."""
+    """An RRQ the listener accepted; a worker opens (or renders) it, a loop sends it."""
 
     peer: Peer
     local: str
     filename: str
     options: dict[str, str]
-    source: Source
+    relpath: str  # the name normalised (paths.normalize)
+    dynamic: bool  # a boot config from the resolver, not a file
+    mode: str = "octet"
     received: float = field(default_factory=time.monotonic)
 
 
@@ -55,7 +57,7 @@ class EventLoop:
         self, name: str, config: LoopConfig, stats: TftpStats, release: Callable[[Peer, str], None]
     ) -> None:
         self.name, self.config, self.stats, self._release = name, config, stats, release
-        self._ready: queue.SimpleQueue[Request] = queue.SimpleQueue()
+        self._ready: queue.SimpleQueue[tuple[Request, Source]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -78,9 +80,9 @@ class EventLoop:
         self._wake()
         self._thread.join()
 
-    def submit(self, req: Request) -> None:
-        """Hand over a prepared request (from any thread)."""
-        self._ready.put(req)
+    def submit(self, req: Request, source: Source) -> None:
+        """Hand over a request and its opened content (from any thread)."""
+        self._ready.put((req, source))
         self._wake()
 
     def _wake(self) -> None:
@@ -116,21 +118,21 @@ class EventLoop:
                 pass
         while not self._stopping:
             try:
-                req = self._ready.get_nowait()
+                req, source = self._ready.get_nowait()
             except queue.Empty:
                 return
             try:
-                self._begin(req, now)
+                self._begin(req, source, now)
             except Exception:
                 log.exception("tftp %s %s: cannot start", req.peer[0], req.filename)
-                req.source.close()
+                source.close()
                 self._release(req.peer, req.filename)
 
-    def _begin(self, req: Request, now: float) -> None:
+    def _begin(self, req: Request, source: Source, now: float) -> None:
         cfg = self.config
         neg = negotiate(
             req.options,
-            size=req.source.size,
+            size=source.size,
             max_blksize=cfg.max_blksize,
             max_windowsize=cfg.max_windowsize,
         )
@@ -147,7 +149,7 @@ class EventLoop:
             sock.close()
             raise
         t = Transfer(
-            sock, req.peer, req.filename, req.source, neg, timeout=cfg.timeout, retries=cfg.retries
+            sock, req.peer, req.filename, source, neg, timeout=cfg.timeout, retries=cfg.retries
         )
         t.started = req.received
         self._by_fd[sock.fileno()] = t
@@ -249,10 +251,10 @@ class EventLoop:
             self._finish(t, "shutdown", now)
         while True:
             try:
-                req = self._ready.get_nowait()
+                req, source = self._ready.get_nowait()
             except queue.Empty:
                 break
-            req.source.close()
+            source.close()
             self._release(req.peer, req.filename)
         self._epoll.close()
         self._wake_r.close()

@@ -10,9 +10,8 @@ TftpPacketRRQ/WRQ) and encoding OACK and ERROR packets - and own the dispatch he
 * a listener thread reads requests, refuses what it must and enforces the caps;
 * a small thread pool does the slow part of a request (path checks, open, read or render
   via the resolver), so a slow boot decision never stalls other clients' packets;
-* `loops` event-loop threads (loop.py, selectors/epoll) each own a share of the transfers:
-  the kernel's send path dominates and runs without the GIL, and each loop is one more
-  thread for the scheduler when hundreds of client processes compete for the CPU;
+* `loops` event-loop threads (loop.py, epoll; one by default, see docs/tftp.md) each own a
+  share of the transfers;
 * each transfer gets a socket bound to the address the request arrived on (IP_PKTINFO).
 """
 
@@ -43,6 +42,7 @@ from server.tftp.content import (
 )
 from server.tftp.dynamic import DynamicFailed, DynamicFiles
 from server.tftp.loop import EventLoop, LoopConfig, Peer, Request
+from server.tftp.options import MAX_BLKSIZE, MIN_BLKSIZE
 from server.tftp.stats import TftpStats
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ class TftpService:
         stats: TftpStats | None = None,
         cache: FileCache | None = None,
     ) -> None:
-        if not 8 <= max_blksize <= 65464:
-            raise ValueError("max_blksize must be within 8..65464 (RFC 2348)")
+        if not MIN_BLKSIZE <= max_blksize <= MAX_BLKSIZE:
+            raise ValueError(f"max_blksize must be within {MIN_BLKSIZE}..{MAX_BLKSIZE} (RFC 2348)")
         self.root, self.dynamic = Path(root), dynamic
         self.host, self._port = host, port
         self.max_blksize, self.max_windowsize = max_blksize, max(1, max_windowsize)
@@ -205,6 +205,15 @@ class TftpService:
             log.info("tftp %s:%d %s: write request refused", addr[0], addr[1], pkt.filename)
             self._reply(addr, local, packets.ERR_ACCESS, "uploads are disabled")
             return
+        try:  # the name, once: where it lives decides the pool (and may refuse it)
+            relpath = paths.normalize(pkt.filename)
+            dynamic = names.parse(relpath) is not None
+        except paths.Refused as exc:
+            self._fail(addr, local, pkt.filename, exc.code, exc.message)
+            return
+        except names.NoSuchDynamicFile:
+            self._fail(addr, local, pkt.filename, packets.ERR_NOT_FOUND, "file not found")
+            return
         with self._lock:
             key = (addr, pkt.filename)
             if key in self._active:
@@ -225,13 +234,9 @@ class TftpService:
             return
         # Boot configs wait on the resolver (a database); their own pool keeps a slow or hung
         # resolver from holding up the boot loaders.
-        pool = self._pool
-        try:
-            if names.parse(paths.normalize(pkt.filename)) is not None:
-                pool = self._dynamic_pool
-        except (paths.Refused, names.NoSuchDynamicFile):
-            pass  # refused in _prepare, quickly, from the static pool
-        pool.submit(self._prepare, addr, local, pkt.filename, pkt.mode, dict(pkt.options))
+        pool = self._dynamic_pool if dynamic else self._pool
+        req = Request(addr, local, pkt.filename, dict(pkt.options), relpath, dynamic, pkt.mode)
+        pool.submit(self._prepare, req)
 
     def _reply(self, addr: Peer, local: str, code: int, message: str) -> None:
         """ERROR from the listener, with the request's destination as source (IP_PKTINFO)."""
@@ -265,33 +270,28 @@ class TftpService:
 
     # --- preparing a transfer (worker threads) ---------------------------------------------
 
-    def _prepare(
-        self, peer: Peer, local: str, filename: str, mode: str, opts: dict[str, str]
-    ) -> None:
-        received = time.monotonic()
+    def _prepare(self, req: Request) -> None:
         try:
-            source = self._open(filename, mode, peer[0])
+            source = self._open(req.relpath, req.dynamic, req.mode, req.peer[0])
         except Exception as exc:
             if isinstance(exc, paths.Refused):
                 code, message = exc.code, exc.message
             elif isinstance(exc, DynamicFailed):
                 code, message = packets.ERR_UNDEFINED, str(exc)
             else:
-                log.exception("tftp %s %s: cannot prepare", peer[0], filename)
+                log.exception("tftp %s %s: cannot prepare", req.peer[0], req.filename)
                 code, message = packets.ERR_UNDEFINED, "internal error"
-            self._release(peer, filename)
-            log.info("tftp %s:%d %s: error %d %s", peer[0], peer[1], filename, code, message)
-            self._reply(peer, local, code, message)
+            self._release(req.peer, req.filename)
+            self._fail(req.peer, req.local, req.filename, code, message)
             return
         loop = self._loops[next(self._next_loop) % len(self._loops)]
-        loop.submit(Request(peer, local, filename, opts, source, received))
+        loop.submit(req, source)
 
-    def _open(self, filename: str, mode: str, peer: str) -> Source:
-        relpath = paths.normalize(filename)
-        try:
-            dynamic = names.parse(relpath) is not None
-        except names.NoSuchDynamicFile:
-            raise paths.Refused(packets.ERR_NOT_FOUND, "file not found") from None
+    def _fail(self, peer: Peer, local: str, filename: str, code: int, message: str) -> None:
+        log.info("tftp %s:%d %s: error %d %s", peer[0], peer[1], filename, code, message)
+        self._reply(peer, local, code, message)
+
+    def _open(self, relpath: str, dynamic: bool, mode: str, peer: str) -> Source:
         source: Source
         if dynamic:
             data = self.dynamic(relpath, peer) if self.dynamic else None
