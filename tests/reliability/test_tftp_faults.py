@@ -31,13 +31,9 @@ from tests.reliability.figures import FIGURES
 from tests.reliability.impair import ImpairedRelay
 from tests.reliability.netns import HOST_IP, Link, veth_namespace
 from tests.reliability.tftpclient import fetch
+from tests.tftp.helpers import payload
 
 OPCODES = st.integers(min_value=0, max_value=8)
-
-
-def payload(size: int, seed: int = 0) -> bytes:
-    block = bytes((i * 13 + seed) & 0xFF for i in range(251))
-    return (block * (size // 251 + 1))[:size]
 
 
 @pytest.fixture

@@ -10,15 +10,9 @@ import pytest
 
 from server.tftp import TftpService
 
-from .helpers import HOST, Raw
+from .helpers import HOST, Raw, payload
 
 SIZES = {"empty": 0, "511": 511, "512": 512}
-
-
-def payload(size: int, seed: int = 0) -> bytes:
-    """Deterministic bytes that make misplaced blocks visible."""
-    block = bytes((i * 7 + seed) & 0xFF for i in range(251))
-    return (block * (size // 251 + 1))[:size]
 
 
 @pytest.fixture

@@ -40,6 +40,18 @@ class Raw:
         opcode, number = struct.unpack("!HH", data[:4])
         return opcode, number, data[4:], addr
 
+    def read_on(self, tid: tuple[str, int], block: int, data: bytes, blksize: int = 512) -> bytes:
+        """Go on with a lock-step read whose DATA `block` (payload `data`) just came from
+        `tid`: ACK to the end; the bytes from that block on."""
+        out = bytearray(data)
+        while len(data) == blksize:
+            self.send(ack(block), tid)
+            opcode, block, data, source = self.recv()
+            assert (opcode, source) == (3, tid)
+            out += data
+        self.send(ack(block), tid)
+        return bytes(out)
+
     def fetch(self, name: str, mode: str = "octet", **options: object) -> bytes:
         """Download lock-step, acking every block; fails the test on an ERROR."""
         self.rrq(name, mode, **options)
@@ -211,3 +223,9 @@ class LossyRelay:
                     self.passed += 1
             if target is not None and not drop:
                 out.sendto(data, target)
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    """Deterministic bytes that make misplaced blocks visible."""
+    block = bytes((i * 7 + seed) & 0xFF for i in range(251))
+    return (block * (size // 251 + 1))[:size]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ServiceFactory, payload
-from .helpers import download
+from .conftest import ServiceFactory
+from .helpers import download, payload
 
 
 @pytest.mark.parametrize("loops", [1, 3])

@@ -12,8 +12,20 @@ import pytest
 
 from server.tftp import TftpService
 
-from .conftest import ServiceFactory, payload
-from .helpers import GUARD, HOST, Raw, ack, download, error, need, parse_oack, request, run
+from .conftest import ServiceFactory
+from .helpers import (
+    GUARD,
+    HOST,
+    Raw,
+    ack,
+    download,
+    error,
+    need,
+    parse_oack,
+    payload,
+    request,
+    run,
+)
 
 BAD = b"\x00\x01f512.bin\x00octet\x00"
 MALFORMED: list[tuple[str, bytes]] = [
@@ -186,14 +198,7 @@ def test_wrong_tid_gets_error_5_and_transfer_completes(raw: Raw, root: Path) -> 
         intruder.send(b"\x00\x03\x00\x02junk", tid)
         opcode, code, _, source = intruder.recv()
         assert (opcode, code, source) == (5, 5, tid)
-        out = bytearray(data)
-        while len(data) == 512:
-            raw.send(ack(block), tid)
-            opcode, block, data, source = raw.recv()
-            assert (opcode, source) == (3, tid)
-            out += data
-        raw.send(ack(block), tid)
-        assert bytes(out) == (root / "x512.bin").read_bytes()
+        assert raw.read_on(tid, block, data) == (root / "x512.bin").read_bytes()
     finally:
         intruder.close()
 
@@ -386,19 +391,13 @@ def test_random_garbage_disturbs_nobody(make_service: ServiceFactory, root: Path
     try:
         client.rrq("x512.bin")
         opcode, block, data, tid = client.recv()
-        out = bytearray(data)
+        assert (opcode, block) == (3, 1)
         for i in range(600):
             size = rng.choice([0, 1, 2, 3, 4, 5, 20, 516, 1500])
             prefix = bytes([0, rng.randrange(8)]) if i % 2 else b""
             packet = (prefix + rng.randbytes(size))[: max(size, 0)]
             fuzz.send(packet, tid if i % 3 == 0 else None)
-        while len(data) == 512:
-            client.send(ack(block), tid)
-            opcode, block, data, source = client.recv()
-            assert (opcode, source) == (3, tid)
-            out += data
-        client.send(ack(block), tid)
-        assert bytes(out) == (root / "x512.bin").read_bytes()
+        assert client.read_on(tid, block, data) == (root / "x512.bin").read_bytes()
         after = Raw(service.port)
         try:
             assert after.fetch("f511.bin") == (root / "f511.bin").read_bytes()
