@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -176,30 +177,22 @@ def ipxe_http(
         body = r.read()
     (nginx_root / "ipxe-same-size.txt").write_bytes(b"#" * len(body))
     script = httpload.write_rotate_script(work / "rotate-macs.lua", clients)
-    # Each server gets an untimed 2 s warm-up first: right after the 100,000-row import the
-    # first seconds read a cold index and a long WAL, which is not the steady state.
-    for url, lua in (
-        (f"http://{LOOPBACK}:{bootfleet.http_port}", script),
-        (f"http://{LOOPBACK}:{nginx.http_port}/ipxe-same-size.txt", None),
-        (f"http://{LOOPBACK}:{bootfleet.http_port}/boot.ipxe", None),
-    ):
-        httpload.wrk(url, seconds=2, connections=16, script=lua)
-    ours = httpload.wrk(
-        f"http://{LOOPBACK}:{bootfleet.http_port}", seconds=seconds, connections=16, script=script
-    )
-    ceiling = httpload.wrk(
-        f"http://{LOOPBACK}:{nginx.http_port}/ipxe-same-size.txt", seconds=seconds, connections=16
-    )
-    # The same server's static iPXE script (no registry): what Flask + waitress alone cost.
-    floor = httpload.wrk(
-        f"http://{LOOPBACK}:{bootfleet.http_port}/boot.ipxe", seconds=seconds, connections=16
-    )
-    return {
-        "size": len(body),
-        "bootfleet": ours.__dict__,
-        "nginx": ceiling.__dict__,
-        "static_route": floor.__dict__,
+    base = f"http://{LOOPBACK}:{bootfleet.http_port}"
+    loads = {
+        "bootfleet": (base, script),
+        "nginx": (f"http://{LOOPBACK}:{nginx.http_port}/ipxe-same-size.txt", None),
+        # the same server's static iPXE script (no registry): what Flask + waitress cost
+        "static_route": (f"{base}/boot.ipxe", None),
     }
+    # Each gets an untimed 2 s warm-up first: right after the 100,000-row import the first
+    # seconds read a cold index, which is not the steady state.
+    for target, lua in loads.values():
+        httpload.wrk(target, seconds=2, connections=16, script=lua)
+    measured = {
+        name: httpload.wrk(target, seconds=seconds, connections=16, script=lua)
+        for name, (target, lua) in loads.items()
+    }
+    return {"size": len(body), **{name: load.__dict__ for name, load in measured.items()}}
 
 
 def tftp_config(
@@ -209,29 +202,19 @@ def tftp_config(
     out = {}
     for label, server, name_for in servers:
         assert server.tftp_port is not None
-        # untimed warm-up: thread pools started, the registry's pages read once
-        tftpc.closed_loop(
+        load = functools.partial(
+            tftpc.closed_loop,
             (LOOPBACK, server.tftp_port),
             name_for,
             concurrency=16,
-            requests=min(requests, 1000),
             seconds=seconds,
             blksize=1468,
             timeout=1.0,
             retries=3,
             deadline=seconds + 10,
         )
-        wall, results = tftpc.closed_loop(
-            (LOOPBACK, server.tftp_port),
-            name_for,
-            concurrency=16,
-            requests=requests,
-            seconds=seconds,
-            blksize=1468,
-            timeout=1.0,
-            retries=3,
-            deadline=seconds + 10,
-        )
+        load(requests=min(requests, 1000))  # untimed warm-up: pools started, pages read
+        wall, results = load(requests=requests)
         times = [r.seconds * 1000 for r in results if r.ok]
         out[label] = {
             "requests_per_s": len(times) / wall,
