@@ -44,6 +44,14 @@ def keep_redacted(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
     return {k: old.get(k) if v == REDACTED and k in old else v for k, v in new.items()}
 
 
+class RedactsVariables(SQLModel):
+    """Base of the API shapes that carry `variables`: secrets are redacted in JSON."""
+
+    @field_serializer("variables", when_used="json", check_fields=False)
+    def _hide_secrets(self, value: dict[str, Any]) -> dict[str, Any]:
+        return redact_variables(value)
+
+
 def check_name(value: str) -> str:
     if not NAME_RE.match(value):
         raise ValueError(
@@ -162,13 +170,9 @@ class ProfileUpdate(Strict):
     variables: Variables | None = None
 
 
-class ProfilePublic(ProfileBase):
+class ProfilePublic(RedactsVariables, ProfileBase):
     created_at: UtcDatetime
     updated_at: UtcDatetime
-
-    @field_serializer("variables", when_used="json")
-    def _hide_secrets(self, value: dict[str, Any]) -> dict[str, Any]:
-        return redact_variables(value)
 
 
 # --- groups -----------------------------------------------------------------------------------
@@ -201,12 +205,8 @@ class GroupUpdate(Strict):
     variables: Variables | None = None
 
 
-class GroupPublic(GroupBase):
+class GroupPublic(RedactsVariables, GroupBase):
     members: int = 0
-
-    @field_serializer("variables", when_used="json")
-    def _hide_secrets(self, value: dict[str, Any]) -> dict[str, Any]:
-        return redact_variables(value)
 
 
 # --- clients and installs ---------------------------------------------------------------------
@@ -278,7 +278,7 @@ class InstallPublic(SQLModel):
     has_log: bool
 
 
-class ClientPublic(SQLModel):
+class ClientPublic(RedactsVariables):
     mac: str
     hostname: str | None
     profile: str | None
@@ -292,10 +292,6 @@ class ClientPublic(SQLModel):
     last_seen_at: UtcDatetime | None
     created_at: UtcDatetime
     updated_at: UtcDatetime
-
-    @field_serializer("variables", when_used="json")
-    def _hide_secrets(self, value: dict[str, Any]) -> dict[str, Any]:
-        return redact_variables(value)
 
 
 class ProgressReport(Strict):
