@@ -30,9 +30,12 @@ def configure_logging(level: str) -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # Per-packet and per-request chatter costs throughput; keep libraries at WARNING.
-    for noisy in ("tftpy", "waitress.queue"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Per-packet chatter costs throughput; keep tftpy at WARNING.
+    logging.getLogger("tftpy").setLevel(logging.WARNING)
+    # waitress warns "Task queue depth is N" for every request that finds all HTTP threads
+    # busy: in a boot storm that is every request, a log line each, and ~7 % of /ipxe's CPU
+    # (py-spy --gil under bench's /ipxe load). Queueing is how a burst is absorbed.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def serve(settings: Settings) -> None:

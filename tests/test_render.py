@@ -98,3 +98,19 @@ def test_site_templates_dir_is_used(fs: FakeFilesystem) -> None:
     )
     r = Renderer(Path("/etc/bootfleet/templates"), URL)
     assert r.render_boot(BootSpec.local(None, "custom"), "ipxe") == "#!ipxe\necho custom\n"
+
+
+def test_an_edited_template_is_picked_up_within_the_recheck_interval(tmp_path: Path) -> None:
+    now = [100.0]
+    (tmp_path / "boot").mkdir()
+    template = tmp_path / "boot" / "ipxe.j2"
+    template.write_text("first {{ spec.mac }}\n")
+    renderer = Renderer(tmp_path, URL, recheck_seconds=1.0, clock=lambda: now[0])
+    spec = CASES["local"]
+    assert renderer.render_boot(spec, "ipxe") == f"first {spec.mac}\n"
+    template.write_text("second {{ spec.mac }}\n")
+    os.utime(template, (1, 1))  # a different mtime, whatever the filesystem's resolution
+    now[0] += 0.5
+    assert renderer.render_boot(spec, "ipxe") == f"first {spec.mac}\n"  # no stat yet
+    now[0] += 0.6
+    assert renderer.render_boot(spec, "ipxe") == f"second {spec.mac}\n"

@@ -3,6 +3,7 @@ cleanly on SIGTERM and SIGINT."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -138,3 +139,18 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr + proc.stdout
     assert str(port) in proc.stderr + proc.stdout
+
+
+def test_waitress_queueing_is_not_logged_per_request(caplog: pytest.LogCaptureFixture) -> None:
+    """Every request that finds the HTTP threads busy would log a warning (a boot storm)."""
+    from waitress.task import ThreadedTaskDispatcher
+
+    from server.service import configure_logging
+
+    configure_logging("INFO")
+    dispatcher = ThreadedTaskDispatcher()  # no threads started: the task must queue
+    with caplog.at_level(logging.DEBUG):
+        dispatcher.add_task(object())
+    assert len(dispatcher.queue) == 1
+    assert not [r for r in caplog.records if r.name == "waitress.queue"]
+    assert logging.getLogger("tftpy").getEffectiveLevel() == logging.WARNING
