@@ -11,11 +11,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import peers, profile, registry, report, suite, tftpc
+from bench.peers import Server
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("registry", "ipxe", "config", "single", "storm", "window", "download")
@@ -189,7 +191,10 @@ def config_section(
     def unregistered(i: int) -> str:  # a new machine: not in the registry (yet)
         return "pxelinux.cfg/01-" + registry.mac(0x7F000000 + i).replace(":", "-")
 
-    servers = [("bootfleet", ours, name_for), ("bootfleet, unregistered MACs", ours, unregistered)]
+    servers: list[tuple[str, Server, Callable[[int], str]]] = [
+        ("bootfleet", ours, name_for),
+        ("bootfleet, unregistered MACs", ours, unregistered),
+    ]
     servers += [(f"{p.name} static", p, lambda _i: "pxelinux.cfg/same-size") for p in peer_list]
     return suite.tftp_config(servers, n, secs)
 

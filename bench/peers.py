@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +50,8 @@ class Server:
     http_port: int | None = None
     log: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # False where /proc cannot account the server's CPU (see tftpd_hpa)
+    cpu_accounted: bool = True
 
     @property
     def pid(self) -> int:
@@ -115,6 +117,9 @@ def tftpd_hpa(root: Path, work: Path) -> Server:
     argv = ["in.tftpd", "-L", "-s", str(root), "-a", f"{LOOPBACK}:{port}", "-u", "nobody"]
     server = _spawn("tftp-hpa", argv, work)
     server.tftp_port = port
+    # in.tftpd ignores SIGCHLD, so the kernel reaps its per-transfer children and their CPU
+    # time is added to nobody's cutime: /proc cannot total it.
+    server.cpu_accounted = False
     return _wait(server, tftp_ready(port))
 
 
@@ -237,9 +242,8 @@ def missing_tools() -> list[str]:
     return [t for t in tools if shutil.which(t) is None]
 
 
-def rss_kib(pid: int) -> int:
-    """Resident set of `pid` and its descendants (worker processes count), in KiB."""
-    total = 0
+def family(pid: int) -> Iterator[int]:
+    """`pid` and its live descendants (tftp-hpa forks a process per transfer)."""
     stack = [pid]
     seen: set[int] = set()
     while stack:
@@ -247,15 +251,50 @@ def rss_kib(pid: int) -> int:
         if p in seen:
             continue
         seen.add(p)
+        yield p
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set of `pid` and its descendants (worker processes count), in KiB."""
+    total = 0
+    for p in family(pid):
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1])
                         break
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    stack.extend(int(c) for c in f.read().split())
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by `pid` and its live descendants, each with
+    the children it has reaped (cutime, cstime: tftp-hpa's finished per-transfer processes).
+    A child counts once: live, in the walk; reaped, in its parent's cutime."""
+    ticks = 0
+    for p in family(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        # proc(5): utime, stime, cutime, cstime are fields 14-17; [0] here is field 3.
+        ticks += sum(int(x) for x in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores (/proc/stat)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / hz, sum(ticks[:8]) / hz

@@ -9,6 +9,7 @@ from typing import Any
 
 OURS = "bootfleet"
 LOCKSTEP_PEERS = ("tftp-hpa", "dnsmasq")
+CPU_FIGURES = ("server_cpu", "client_cpu", "machine_busy")
 
 
 def med(values: list[float]) -> float:
@@ -21,6 +22,11 @@ def ratio(a: float, b: float) -> float:
 
 def fmt(x: float, digits: int = 2) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _cpu_us(load: dict[str, Any]) -> str:
+    """A load's server CPU per request in µs (runs from before it was recorded: n/a)."""
+    return fmt(load.get("server_cpu_us", math.nan), 0)
 
 
 def best_peer(per_server: dict[str, float]) -> tuple[str, float]:
@@ -42,6 +48,8 @@ def storm_medians(runs: dict[str, list[dict[str, float]]]) -> dict[str, dict[str
             "p50": med([r["p50"] for r in rs]),
             "p99": med([r["p99"] for r in rs]),
             "rss_peak_mib": max((r["rss_peak_mib"] for r in rs), default=math.nan),
+            # CPU accounting (runs from before it was recorded lack it: n/a)
+            **{k: med([r[k] for r in rs if k in r]) for k in CPU_FIGURES},
         }
     return out
 
@@ -170,14 +178,25 @@ def markdown(r: dict[str, Any]) -> str:
         lines += [f"## 2. Boot storm: {n} clients x 1 MiB at blksize 1468", ""]
         lines += [
             "| server | wall s | failed | client p50 s | client p99 s | peak RSS MiB "
-            f"| wall / best peer ({peer_name}) |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            f"| wall / best peer ({peer_name}) | server CPU s | client CPU s | machine busy |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s, v in m.items():
             lines.append(
                 f"| {s} | {fmt(v['wall'])} | {v['failed']:.0f} | {fmt(v['p50'])} | "
-                f"{fmt(v['p99'])} | {fmt(v['rss_peak_mib'], 1)} | {fmt(ratio(v['wall'], best))}x |"
+                f"{fmt(v['p99'])} | {fmt(v['rss_peak_mib'], 1)} | {fmt(ratio(v['wall'], best))}x "
+                f"| {fmt(v['server_cpu'])} | {fmt(v['client_cpu'])} | "
+                f"{fmt(100 * v['machine_busy'], 0)} % |"
             )
+        if OURS in m and peer_name:
+            ours, peer = m[OURS], m[peer_name]
+            lines += [
+                "",
+                f"Server CPU, Bootfleet / {peer_name}: "
+                f"{fmt(ratio(ours['server_cpu'], peer['server_cpu']))}x. Server and client share "
+                "the machine's cores; when the machine is near 100 % busy, the wall time is "
+                "the CPU both need divided by the cores, not the server's own speed.",
+            ]
         per_round = round_ratios(runs)
         if per_round:
             walls = "; ".join(
@@ -220,8 +239,8 @@ def markdown(r: dict[str, Any]) -> str:
     if http or cfg:
         lines += ["## 4. Boot decision at 100,000 registered clients", ""]
         lines += [
-            "| what | requests/s | p50 ms | p99 ms | errors | vs ceiling |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| what | requests/s | p50 ms | p99 ms | errors | vs ceiling | server CPU µs/req |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         if http:
             ours, ceil = http["bootfleet"], http["nginx"]
@@ -229,7 +248,7 @@ def markdown(r: dict[str, Any]) -> str:
                 f"| Bootfleet `GET /ipxe?mac=` (rotating MACs, wrk 16 conns) | "
                 f"{ours['requests_per_s']:.0f} | {fmt(ours['p50_ms'])} | {fmt(ours['p99_ms'])} | "
                 f"{ours['errors']} | "
-                f"{fmt(ratio(ours['requests_per_s'], ceil['requests_per_s']))}x |"
+                f"{fmt(ratio(ours['requests_per_s'], ceil['requests_per_s']))}x | {_cpu_us(ours)} |"
             )
             if "static_route" in http:
                 fl = http["static_route"]
@@ -237,12 +256,12 @@ def markdown(r: dict[str, Any]) -> str:
                     f"| Bootfleet `GET /boot.ipxe` (static script, no registry: the framework) | "
                     f"{fl['requests_per_s']:.0f} | {fmt(fl['p50_ms'])} | {fmt(fl['p99_ms'])} | "
                     f"{fl['errors']} | "
-                    f"{fmt(ratio(fl['requests_per_s'], ceil['requests_per_s']))}x |"
+                    f"{fmt(ratio(fl['requests_per_s'], ceil['requests_per_s']))}x | {_cpu_us(fl)} |"
                 )
             lines.append(
                 f"| nginx static file of the same size ({http['size']} B) | "
                 f"{ceil['requests_per_s']:.0f} | {fmt(ceil['p50_ms'])} | {fmt(ceil['p99_ms'])} | "
-                f"{ceil['errors']} | 1.00x |"
+                f"{ceil['errors']} | 1.00x | {_cpu_us(ceil)} |"
             )
         ceiling = max(
             (v["requests_per_s"] for k, v in cfg.items() if k.endswith("static")), default=math.nan
@@ -251,7 +270,7 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(
                 f"| {label} TFTP (16 in flight) | {v['requests_per_s']:.0f} | "
                 f"{fmt(v['p50_ms'])} | {fmt(v['p99_ms'])} | {v['failed']:.0f} | "
-                f"{fmt(ratio(v['requests_per_s'], ceiling))}x |"
+                f"{fmt(ratio(v['requests_per_s'], ceiling))}x | {_cpu_us(v)} |"
             )
         lines.append("")
 

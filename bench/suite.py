@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import httpload, tftpc
-from bench.peers import LOOPBACK, READY_FILE, Server, rss_kib
+from bench.peers import LOOPBACK, READY_FILE, Server, cpu_seconds, machine_cpu, rss_kib
 
 KERNEL = "kernel.bin"  # 14 MiB
 LOADER = "loader.bin"  # 1 MiB
@@ -98,9 +98,31 @@ def rss_watch(pid: int, period: float = 0.05) -> Iterator[list[int]]:
         samples.append(rss_kib(pid))
 
 
+@contextmanager
+def cpu_watch(server: Server) -> Iterator[dict[str, float]]:
+    """CPU seconds the server, this process (the client) and the machine used while the
+    block ran, and the machine's busy share of all its cores: whether the two shared cores,
+    not the server, set the wall time. The server's is NaN where it cannot be accounted."""
+    out: dict[str, float] = {}
+    server0, client0, (busy0, total0) = cpu_seconds(server.pid), _own_cpu(), machine_cpu()
+    try:
+        yield out
+    finally:
+        busy, total = machine_cpu()
+        used = cpu_seconds(server.pid) - server0
+        out["server_cpu"] = used if server.cpu_accounted else math.nan
+        out["client_cpu"] = _own_cpu() - client0
+        out["machine_busy"] = (busy - busy0) / (total - total0) if total > total0 else math.nan
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def storm_once(server: Server, clients: int, sums: dict[str, str]) -> dict[str, float]:
     assert server.tftp_port is not None
-    with rss_watch(server.pid) as rss:
+    with rss_watch(server.pid) as rss, cpu_watch(server) as cpu:
         wall, results = tftpc.fetch_many(
             (LOOPBACK, server.tftp_port),
             [LOADER] * clients,
@@ -118,6 +140,7 @@ def storm_once(server: Server, clients: int, sums: dict[str, str]) -> dict[str, 
         "p50": pct(times, 50),
         "p99": pct(times, 99),
         "rss_peak_mib": max(rss) / 1024,
+        **cpu,
         "first_error": failures[0].error if failures else "",  # type: ignore[dict-item]
     }
 
@@ -179,20 +202,27 @@ def ipxe_http(
     script = httpload.write_rotate_script(work / "rotate-macs.lua", clients)
     base = f"http://{LOOPBACK}:{bootfleet.http_port}"
     loads = {
-        "bootfleet": (base, script),
-        "nginx": (f"http://{LOOPBACK}:{nginx.http_port}/ipxe-same-size.txt", None),
+        "bootfleet": (bootfleet, base, script),
+        "nginx": (nginx, f"http://{LOOPBACK}:{nginx.http_port}/ipxe-same-size.txt", None),
         # the same server's static iPXE script (no registry): what Flask + waitress cost
-        "static_route": (f"{base}/boot.ipxe", None),
+        "static_route": (bootfleet, f"{base}/boot.ipxe", None),
     }
     # Each gets an untimed 2 s warm-up first: right after the 100,000-row import the first
     # seconds read a cold index, which is not the steady state.
-    for target, lua in loads.values():
+    for _, target, lua in loads.values():
         httpload.wrk(target, seconds=2, connections=16, script=lua)
-    measured = {
-        name: httpload.wrk(target, seconds=seconds, connections=16, script=lua)
-        for name, (target, lua) in loads.items()
-    }
-    return {"size": len(body), **{name: load.__dict__ for name, load in measured.items()}}
+    out: dict[str, Any] = {"size": len(body)}
+    for name, (server, target, lua) in loads.items():
+        with cpu_watch(server) as cpu:
+            load = httpload.wrk(target, seconds=seconds, connections=16, script=lua)
+        out[name] = {**load.__dict__, **_per_request(cpu, load.requests)}
+    return out
+
+
+def _per_request(cpu: dict[str, float], requests: int) -> dict[str, float]:
+    """The server's CPU per request (µs) and the machine's busy share during a load."""
+    us = cpu["server_cpu"] / requests * 1e6 if requests else math.nan
+    return {"server_cpu_us": us, "machine_busy": cpu["machine_busy"]}
 
 
 def tftp_config(
@@ -214,7 +244,8 @@ def tftp_config(
             deadline=seconds + 10,
         )
         load(requests=min(requests, 1000))  # untimed warm-up: pools started, pages read
-        wall, results = load(requests=requests)
+        with cpu_watch(server) as cpu:
+            wall, results = load(requests=requests)
         times = [r.seconds * 1000 for r in results if r.ok]
         out[label] = {
             "requests_per_s": len(times) / wall,
@@ -222,6 +253,7 @@ def tftp_config(
             "p99_ms": pct(times, 99),
             "failed": sum(1 for r in results if not r.ok),
             "requests": len(results),
+            **_per_request(cpu, len(results)),
         }
     return out
 

@@ -179,8 +179,8 @@ class Client:
         while self.active:
             now = time.perf_counter()
             if now > end:
-                for t in list(self.active.values()):
-                    self._finish(t, False, "benchmark deadline")
+                for late in list(self.active.values()):
+                    self._finish(late, False, "benchmark deadline")
                 break
             for fd, _ in self.ep.poll(0.05):
                 t = self.active.get(fd)

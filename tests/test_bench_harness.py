@@ -131,3 +131,38 @@ def test_round_ratios_compare_within_a_round() -> None:
         "dnsmasq": [{"wall": 2.5}, {"wall": 12.0}],
     }
     assert report.round_ratios(runs) == [0.8, 2.0]
+
+
+def test_storm_table_has_cpu_accounting_or_says_n_a() -> None:
+    run = run_with(2.0, 4.0, 2.5)
+    storms = run["storm"][200]  # type: ignore[index]
+    assert "server CPU s" in report.markdown(run) and "| n/a | n/a | n/a % |" in report.markdown(
+        run
+    )
+    for name, cpu in (("bootfleet", 1.2), ("tftp-hpa", 3.0), ("dnsmasq", 1.5)):
+        storms[name][0].update(server_cpu=cpu, client_cpu=1.0, machine_busy=0.97)
+    text = report.markdown(run)
+    assert "| 1.20 | 1.00 | 97 % |" in text
+    assert "Server CPU, Bootfleet / dnsmasq: 0.80x" in text
+
+
+def test_cpu_seconds_count_a_reaped_child() -> None:
+    from bench import peers
+
+    burn = "import time\nwhile time.process_time() < 0.3: pass"
+    parent = (
+        "import subprocess, sys, time\n"
+        f"subprocess.run([sys.executable, '-c', {burn!r}])\n"  # run() waits: the child is reaped
+        "print('reaped', flush=True)\n"
+        "time.sleep(30)"
+    )
+    import subprocess
+
+    with subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True) as p:
+        try:
+            assert p.stdout is not None and p.stdout.readline() == "reaped\n"
+            assert peers.cpu_seconds(p.pid) >= 0.3
+        finally:
+            p.kill()
+    busy, total = peers.machine_cpu()
+    assert 0 < busy < total
