@@ -107,6 +107,7 @@ def _shared_obj() -> dict[str, Any]:
 @click.option("--tftp-max-transfers", type=int, help="Concurrent TFTP transfers (500).")
 @click.option("--tftp-per-source", type=int, help="Concurrent TFTP transfers per address (64).")
 @click.option("--tftp-loops", type=int, help="Event-loop threads for TFTP transfers (1).")
+@click.option("--tftp-workers", type=int, help="Threads per TFTP pool (0: 1 on SQLite, else 4).")
 @click.option("--interface", help="Advertise this interface's IPv4 address to clients.")
 @click.option("--advertise", help="Advertise exactly this address or host name.")
 @click.option("--boot-timeout", type=int, help="Seconds without a boot-file fetch (1800).")

@@ -130,6 +130,7 @@ def start_tftp(fleet: Fleet) -> TftpService | None:
         max_transfers=s.tftp_max_transfers,
         per_source_max=s.tftp_per_source,
         loops=s.tftp_loops,
+        workers=s.tftp_threads,
     )
     try:
         service.start()

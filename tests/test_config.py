@@ -75,6 +75,7 @@ def test_database_url_wins_over_data_dir() -> None:
         ({}, {"tftp_per_source": -1}, "--tftp-per-source: must be at least 1"),
         ({}, {"rate_limit": -0.5}, "--rate-limit: must be at least 0"),
         ({}, {"reap_interval": 0}, "--reap-interval: must be at least 0.01"),
+        ({}, {"tftp_workers": -1}, "--tftp-workers: must be 0 to 64"),
     ],
 )
 def test_out_of_range_value_is_refused_naming_its_source(
@@ -90,3 +91,11 @@ def test_http_threads_default_and_bounds() -> None:
     assert Settings.load(env={"BOOTFLEET_HTTP_THREADS": "16"}).http_threads == 16
     with pytest.raises(InvalidInput, match="http_threads"):
         Settings(http_threads=0)
+
+
+def test_tftp_pool_threads_follow_the_database_unless_set() -> None:
+    assert Settings.load(env={}).tftp_threads == 1  # SQLite
+    pg = {"BOOTFLEET_DATABASE_URL": "postgresql://bf@db/bootfleet"}
+    assert Settings.load(env=pg).tftp_threads == 4
+    assert Settings.load(env=pg, overrides={"tftp_workers": 2}).tftp_threads == 2
+    assert Settings.load(env={"BOOTFLEET_TFTP_WORKERS": "3"}).tftp_threads == 3

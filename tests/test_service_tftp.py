@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from server.config import Settings
+from server.fleet import Fleet
+from server.service import start_tftp
 from tests.test_service import BIN, free_port, wait_http
 
 MAC = "52:54:00:aa:00:01"
@@ -144,3 +147,21 @@ def test_tftp_counters_in_metrics(served: Served) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{served.http}/metrics", timeout=10) as r:
         text = r.read().decode()
     assert "bootfleet_clients" in text and "tftp" in text
+
+
+@pytest.mark.parametrize(("workers", "expected"), [(0, 1), (3, 3)])
+def test_tftp_pools_get_the_configured_threads(
+    settings: Settings, workers: int, expected: int
+) -> None:
+    fleet = Fleet.open(
+        settings.replace(bind="127.0.0.1", tftp_enabled=True, tftp_port=0, tftp_workers=workers)
+    )
+    try:
+        service = start_tftp(fleet)
+        assert service is not None
+        try:
+            assert service.workers == expected  # 0: automatic, 1 on SQLite
+        finally:
+            service.stop()
+    finally:
+        fleet.close()

@@ -82,7 +82,7 @@ class TftpService:
         self.timeout, self.retries = timeout, retries
         self.stats = stats or TftpStats()
         self.cache = cache or FileCache()
-        self._workers, self._nloops = workers, max(1, loops)
+        self.workers, self._nloops = workers, max(1, loops)
         self._thread: threading.Thread | None = None
         self._stopping = False
         tftpy_log = logging.getLogger("tftpy")
@@ -123,8 +123,8 @@ class TftpService:
         self._next_loop = itertools.count()
         for loop in self._loops:
             loop.start()
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="tftp-files")
-        self._dynamic_pool = ThreadPoolExecutor(self._workers, thread_name_prefix="tftp-dynamic")
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tftp-files")
+        self._dynamic_pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tftp-dynamic")
         self._stopping = False
         self._thread = threading.Thread(target=self._listen, name="tftp-listener", daemon=True)
         self._thread.start()
