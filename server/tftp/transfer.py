@@ -14,6 +14,7 @@ from server.tftp.options import Negotiated
 log = logging.getLogger(__name__)
 
 _UNPACK = packets.OPCODE_BLOCK.unpack_from
+_header = packets.data_header
 # Linux UDP GSO (4.18+): one sendmsg carries a run of equal-size datagrams (the last may be
 # shorter) and the kernel cuts them apart. A window of DATA packets is exactly that, each
 # with its own header, so it costs one system call instead of one per block: the send
@@ -118,15 +119,29 @@ class Transfer:
             self.oack = None  # RFC 2347: ACK 0 accepts the OACK
             self._reset()
             return self._send_window(now)
-        delta = (block - self.acked) & 0xFFFF
+        acked = self.acked
+        delta = (block - acked) & 0xFFFF
         # RFC 1123 4.2.3.1: a duplicate ACK (delta 0) never triggers a resend (Sorcerer's
         # Apprentice); an ACK outside the window sent is stale and ignored as well.
-        if delta == 0 or delta > self.sent - self.acked:
+        if delta == 0 or delta > self.sent - acked:
             return None
-        self.acked += delta
-        if self.acked == self.nblocks:
+        self.acked = acked = acked + delta
+        if acked == self.nblocks:
             return "ok"
-        self._reset()
+        self.tries, self.rto = 0, self.rto0
+        if self.window == 1 and self.sent == acked:
+            # Lock-step, the common case (every PXE ROM): the next block in one send. Any
+            # trouble takes the general path, which sends the same block and handles it.
+            bs = self.blksize
+            try:
+                chunk = self.source.read(acked * bs, bs)
+                self.sock.sendto(_header(acked + 1) + chunk, self.peer)
+            except (OSError, SourceChanged):
+                return self._send_window(now)
+            self.sent = acked + 1
+            self.sent_bytes += len(chunk)
+            self.deadline = now + self.rto
+            return None
         # RFC 7440: ACK of the window's last block -> next window; ACK of an earlier block
         # (the client saw a gap) -> the next window starts right after it.
         return self._send_window(now)

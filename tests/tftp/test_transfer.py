@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from server.tftp import TftpService
+from server.tftp.content import MemorySource, SourceChanged
+from server.tftp.options import Negotiated
+from server.tftp.transfer import Transfer
 
 from .conftest import ServiceFactory
 from .helpers import LossyRelay, Raw, ack, download, tftpy_download
@@ -75,3 +78,82 @@ def test_window_resends_from_the_gap(make_service: ServiceFactory, root: Path) -
         raw.send(ack(4), tid)
     finally:
         raw.close()
+
+
+# --- one Transfer against a fake socket: what a failed send does -------------------------
+
+
+class FakeSocket:
+    """Records each datagram; raises the planned errors first, one per sendto."""
+
+    def __init__(self, *errors: OSError) -> None:
+        self.errors = list(errors)
+        self.sent: list[bytes] = []
+
+    def fileno(self) -> int:
+        return 99
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> int:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append(bytes(data))
+        return len(data)
+
+
+class ShrinkingSource(MemorySource):
+    """A file that changes on disk once `good` blocks were read."""
+
+    def __init__(self, data: bytes, good: int) -> None:
+        super().__init__(data)
+        self.good = good
+
+    def read(self, offset: int, length: int) -> memoryview:
+        if self.good <= 0:
+            raise SourceChanged("changed")
+        self.good -= 1
+        return super().read(offset, length)
+
+
+def lockstep(sock: FakeSocket, source: MemorySource) -> Transfer:
+    t = Transfer(
+        sock,  # type: ignore[arg-type]
+        ("198.18.0.9", 2000),
+        "f",
+        source,
+        Negotiated(blksize=512),
+        timeout=1.0,
+        retries=5,
+    )
+    assert t.begin(0.0) is None  # no options: DATA 1 at once
+    return t
+
+
+def blocks(sock: FakeSocket) -> list[int]:
+    return [int.from_bytes(d[2:4], "big") for d in sock.sent]
+
+
+def test_lockstep_send_refused_by_a_full_buffer_goes_out_on_the_timeout() -> None:
+    sock = FakeSocket()
+    t = lockstep(sock, MemorySource(b"x" * 2000))
+    sock.errors = [BlockingIOError(), BlockingIOError()]  # the fast path, then the general one
+    assert t.on_packet(ack(1), 0.1) is None
+    assert blocks(sock) == [1]  # block 2 not sent yet
+    assert t.on_timeout(t.deadline) is None
+    assert blocks(sock) == [1, 2]
+    assert t.on_packet(ack(2), 2.0) is None and blocks(sock) == [1, 2, 3]
+
+
+def test_lockstep_send_to_an_unreachable_peer_counts_as_lost() -> None:
+    sock = FakeSocket()
+    t = lockstep(sock, MemorySource(b"x" * 2000))
+    sock.errors = [OSError(113, "No route to host")] * 2
+    assert t.on_packet(ack(1), 0.1) is None
+    assert t.sent == 2 and t.deadline == pytest.approx(1.1)  # resent after the timeout
+    assert t.on_timeout(t.deadline) is None and blocks(sock) == [1, 2]
+
+
+def test_a_file_changed_mid_transfer_ends_it() -> None:
+    sock = FakeSocket()
+    t = lockstep(sock, ShrinkingSource(b"x" * 2000, good=1))
+    assert t.on_packet(ack(1), 0.1) == "file_changed"
+    assert blocks(sock) == [1]
