@@ -27,6 +27,16 @@ log = logging.getLogger("server.tftp.server")  # one logger for the service's tr
 
 Peer = tuple[str, int]
 
+# With many transfers running, the next ACK is microseconds away. A loop that sleeps in
+# epoll whenever it has caught up is woken by the client's send each time: in a 200-client
+# storm ours slept 5,000-11,000 times (dnsmasq, whose poll() over every socket is slower
+# and so always finds work, ~200), and each sleep and wake-up costs both processes CPU on
+# two shared cores. So while at least SPIN_TRANSFERS run, the loop polls without blocking
+# up to SPIN_POLLS times (~60 µs) before it sleeps: 700-2,500 sleeps per storm, and the
+# storm's wall ~4 % shorter for ~8 % more server CPU (docs/tftp.md).
+SPIN_POLLS = 50
+SPIN_TRANSFERS = 32
+
 
 @dataclass
 class Request:
@@ -90,14 +100,21 @@ class EventLoop:
             self._wake_w.send(b"\0")
 
     def _run(self) -> None:
+        empty = 0  # polls in a row that found nothing
         try:
             while not self._stopping:
                 now = time.monotonic()
-                wait = min(1.0, max(0.0, self._timers[0][0] - now)) if self._timers else 1.0
+                if empty < SPIN_POLLS and len(self._by_fd) >= SPIN_TRANSFERS:
+                    wait = 0.0  # busy: look again rather than sleep (see SPIN_POLLS)
+                elif self._timers:
+                    wait = min(1.0, max(0.0, self._timers[0][0] - now))
+                else:
+                    wait = 1.0
                 try:
                     events = self._epoll.poll(wait)
                 except InterruptedError:
                     continue
+                empty = 0 if events else empty + 1
                 now = time.monotonic()
                 by_fd = self._by_fd
                 for fd, _ in events:
