@@ -281,6 +281,11 @@ class BootRegistry:
         with self._queue_lock:
             self._queue.extend(entries)
         if not self._leader.acquire(timeout=busy_timeout(self.engine)):
+            # Told "unavailable", the caller must not be written later by another leader
+            # anyway: withdraw whatever of ours no leader has taken yet.
+            with self._queue_lock:
+                mine = {id(e) for e in entries}
+                self._queue = [e for e in self._queue if id(e) not in mine]
             raise Unavailable(BUSY)
         try:
             # A leader takes the whole queue at once: ours are all done, or none is.

@@ -128,7 +128,7 @@ class Transfer:
         self.acked = acked = acked + delta
         if acked == self.nblocks:
             return "ok"
-        self.tries, self.rto = 0, self.rto0
+        self._reset()
         if self.window == 1 and self.sent == acked:
             # Lock-step, the common case (every PXE ROM): the next block in one send. Any
             # trouble takes the general path, which sends the same block and handles it.

@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from server.errors import Unavailable
 from server.fleet import Fleet
-from server.models import Client, utcnow
+from server.models import Client, Discovered, utcnow
 from server.registry.database import make_engine, session_scope
 from server.registry.seen import BootRegistry
 
@@ -128,3 +128,22 @@ def test_many_threads_many_clients_all_written(fleet: Fleet, registered: str) ->
     for mac in ids:
         c = stored(fleet, mac)
         assert c.last_arch == "x86_64" and c.last_ip and c.last_ip.startswith("198.18.1.")
+
+
+def test_a_caller_told_unavailable_is_not_written_later(fleet: Fleet) -> None:
+    """A boot that waited in vain for the group commit's leader got a 503; the next leader
+    must not write its discovered row behind its back."""
+    impatient = make_engine(fleet.settings.db_url, busy_timeout_ms=200)
+    reg = BootRegistry(impatient, flush_seconds=60)
+    try:
+        assert reg._leader.acquire()  # a leader stuck in a long write
+        with pytest.raises(Unavailable):
+            reg.unregistered("52:54:00:77:00:01", "198.18.0.9", None, utcnow())
+        reg._leader.release()
+        assert reg.unregistered("52:54:00:77:00:02", "198.18.0.9", None, utcnow())
+        with session_scope(fleet.engine) as s:
+            found = s.exec(select(Discovered.mac)).all()
+        assert found == ["52:54:00:77:00:02"]
+    finally:
+        reg.close()
+        impatient.dispose()
