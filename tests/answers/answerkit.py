@@ -7,9 +7,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
-import jinja2
-
 from server.catalog import Catalog
+from server.render import Renderer
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "pxe_templates"
 INSTALL_URL = "http://198.18.0.1:8080/api/v1/installs/tok-3f9a1c"
@@ -38,14 +37,8 @@ def render_template(
     name: str, _context: dict[str, object] | None = None, **variables: object
 ) -> str:
     """Render answers/<name>.j2 for the sample client; `_context` overrides context keys."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-    )
     values = {**context(name, **variables), **(_context or {})}
-    return env.get_template(f"answers/{name}.j2").render(values)
+    return Renderer(TEMPLATES, "http://198.18.0.1:8080").render_answer(name, values)
 
 
 # `efibootmgr` as OVMF shows it after an OS installer added its own entry first.
