@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from flask.testing import FlaskClient
 
@@ -27,3 +29,10 @@ def state(client: FlaskClient, auth: dict[str, str], mac: str) -> str:
     r = client.get(f"/api/v1/clients/{mac}", headers=auth)
     assert r.status_code == 200, r.text
     return str(r.json["state"])
+
+
+def check_golden(path: Path, data: bytes) -> None:
+    """`data` byte for byte against a golden file; UPDATE_GOLDEN=1 rewrites the file first."""
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_bytes(data)
+    assert data == path.read_bytes(), f"{path} differs (UPDATE_GOLDEN=1 rewrites it)"

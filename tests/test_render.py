@@ -11,6 +11,7 @@ from server.bootspec import BootSpec, Flavor, ImageRef
 from server.config import DEFAULT_TEMPLATES_DIR
 from server.errors import InvalidInput
 from server.render import Renderer
+from tests.helpers import check_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 URL = "http://198.18.0.1:8080"
@@ -40,10 +41,7 @@ def renderer() -> Renderer:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(renderer: Renderer, flavor: Flavor, case: str) -> None:
     text = renderer.render_boot(CASES[case], flavor)
-    golden = GOLDEN / f"{flavor}-{case}.{EXT[flavor]}"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(text)
-    assert text == golden.read_text()
+    check_golden(GOLDEN / f"{flavor}-{case}.{EXT[flavor]}", text.encode())
 
 
 def test_install_configs_agree(renderer: Renderer) -> None:

@@ -1,44 +1,101 @@
-"""Helpers for the answer-file tests: render as the renderer does, sample data, a recorder."""
+"""Helpers for the answer-file tests: answer files as the server serves them, sample data, a
+recorder.
+
+Every answer file under test comes from `serve_answer`: a Bootfleet of its own (app factory,
+registry, renderer), a registered client, a reinstall, a network boot and
+GET <install url>/answer. No test renders a template any other way.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
+from unittest import mock
 
-from server.catalog import Catalog
-from server.render import Renderer
+from server.api import create_app
+from server.config import Settings
+from server.fleet import Fleet
+from server.registry import admin_tokens
+from server.registry.database import session_scope
+from server.tokens import install_token
+from tests.helpers import boot_installer
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "pxe_templates"
-INSTALL_URL = "http://198.18.0.1:8080/api/v1/installs/tok-3f9a1c"
+SERVER_URL = "http://198.18.0.1:8080"
+MAC = "52:54:00:12:34:56"
+HOSTNAME = "web01.example.org"
+# A fixed site key and install salt make the install token, and so every served file, the same
+# on every run (the golden files depend on it).
+SITE_KEY = bytes(range(32))
+SALT = "5a175a175a175a175a175a175a175a17"
+INSTALL_URL = f"{SERVER_URL}/api/v1/installs/{install_token(SITE_KEY, SALT)}"
 SHA512_HASH = "$6$rounds=4096$saltsalt$" + "a" * 86
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@x"
+LINUX = {"root_password_hash": SHA512_HASH, "ssh_keys": [SSH_KEY], "packages": ["vim"]}
+# The sample client's variables for each template: the golden files are served with these.
+SAMPLES: dict[str, dict[str, object]] = {
+    "debian-preseed": LINUX,
+    "kickstart": LINUX,
+    "ubuntu-autoinstall": LINUX,
+    "windows-unattend": {"admin_password": "Sample-Passw0rd"},
+}
 
-Render = Callable[..., str]
-
-
-def context(name: str, **variables: object) -> dict[str, object]:
-    """The renderer's context for a sample client: fixed keys plus the checked variables."""
-    checked = Catalog(TEMPLATES).check(name, variables)
-    return {
-        "install_url": INSTALL_URL,
-        "server_url": "http://198.18.0.1:8080",
-        "images_url": "http://198.18.0.1:8080/images",
-        "mac": "52:54:00:12:34:56",
-        "hostname": "web01.example.org",
-        "profile": f"{name}-test",
-        "arch": "x86_64",
-        **checked,
-    }
+Serve = Callable[..., str]
 
 
-def render_template(
-    name: str, _context: dict[str, object] | None = None, **variables: object
-) -> str:
-    """Render answers/<name>.j2 for the sample client; `_context` overrides context keys."""
-    values = {**context(name, **variables), **(_context or {})}
-    return Renderer(TEMPLATES, "http://198.18.0.1:8080").render_answer(name, values)
+def serve_answer(
+    root: Path,
+    template: str,
+    variables: Mapping[str, object],
+    *,
+    hostname: str = HOSTNAME,
+    profile: str | None = None,
+) -> bytes:
+    """The answer file a fresh Bootfleet under `root` serves to the sample client whose
+    profile uses `template` with `variables`: registered, reinstalled, booted, fetched."""
+    images = root / "images" / "debian"
+    images.mkdir(parents=True)
+    (images / "linux").write_bytes(b"kernel")
+    (images / "initrd.gz").write_bytes(b"initrd")
+    (root / "data").mkdir()
+    (root / "data" / "site.key").write_text(SITE_KEY.hex() + "\n")
+    settings = Settings(
+        data_dir=root / "data",
+        images_dir=root / "images",
+        advertise="198.18.0.1",
+        http_port=8080,
+        tftp_enabled=False,
+    )
+    fleet = Fleet.open(settings)
+    try:
+        http = create_app(fleet=fleet, test_config={"TESTING": True}).test_client()
+        with session_scope(fleet.engine, write=True) as s:
+            _, secret = admin_tokens.create(s, "answers")
+        auth = {"Authorization": f"Bearer {secret}"}
+        name = profile or f"{template}-test"
+        body = {
+            "name": name,
+            "kernel": "debian/linux",
+            "initrd": ["debian/initrd.gz"],
+            "answer_template": template,
+            "variables": dict(variables),
+        }
+        r = http.post("/api/v1/profiles", json=body, headers=auth)
+        assert r.status_code == 201, r.text
+        body = {"mac": MAC, "hostname": hostname, "profile": name}
+        r = http.post("/api/v1/clients", json=body, headers=auth)
+        assert r.status_code == 201, r.text
+        with mock.patch("server.registry.installs.new_salt", return_value=SALT):
+            r = http.post(f"/api/v1/clients/{MAC}/reinstall", headers=auth)
+        assert r.status_code == 200, r.text
+        path = boot_installer(http, MAC)
+        assert SERVER_URL + path == INSTALL_URL, path
+        r = http.get(path + "/answer")
+        assert r.status_code == 200, r.text
+        return r.data
+    finally:
+        fleet.close()
 
 
 # `efibootmgr` as OVMF shows it after an OS installer added its own entry first.

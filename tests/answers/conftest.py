@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
-from answerkit import Recorder, RecordingHandler, Render, render_template
+from answerkit import HOSTNAME, Recorder, RecordingHandler, Serve, serve_answer
 
 
 @pytest.fixture
-def render() -> Render:
-    return render_template
+def serve(tmp_path: Path) -> Serve:
+    """serve(template, hostname=..., profile=..., **variables): the answer file as served."""
+    fleets = itertools.count()
+
+    def serve(
+        template: str, *, hostname: str = HOSTNAME, profile: str | None = None, **variables: object
+    ) -> str:
+        root = tmp_path / f"fleet{next(fleets)}"
+        return serve_answer(root, template, variables, hostname=hostname, profile=profile).decode()
+
+    return serve
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""debian-preseed: debconf accepts it, and its reporting helper works in the real d-i initrd."""
+"""debian-preseed: debconf reads every answer of the served file, its shell passes dash and
+busybox ash, and its reporting helper works in the real d-i initrd."""
 
 from __future__ import annotations
 
@@ -15,45 +16,119 @@ from answerkit import (
     EFIBOOTMGR,
     EFIBOOTMGR_NETFIRST,
     INSTALL_URL,
+    SAMPLES,
     SHA512_HASH,
     SSH_KEY,
     Recorder,
-    Render,
+    Serve,
 )
 
 D_I_INITRD = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/initrd.gz")
-VARS = {"root_password_hash": SHA512_HASH, "ssh_keys": [SSH_KEY], "packages": ["vim", "curl"]}
+VARS = SAMPLES["debian-preseed"]
+VARIANTS = [
+    {},
+    {"disk": "/dev/vda", "proxy": "http://proxy.example:3128", "ssh_keys": []},
+    {"network_boot_first": False, "packages": ["vim", "curl"], "mirror": "https://m.example/d"},
+]
+# Every question the sample client's file answers, as debconf reads them.
+QUESTIONS = {
+    "debian-installer/locale",
+    "keyboard-configuration/xkb-keymap",
+    "netcfg/choose_interface",
+    "netcfg/get_hostname",
+    "netcfg/get_domain",
+    "netcfg/hostname",
+    "hw-detect/load_firmware",
+    "mirror/country",
+    "mirror/protocol",
+    "mirror/http/hostname",
+    "mirror/http/directory",
+    "mirror/http/proxy",
+    "mirror/suite",
+    "passwd/root-login",
+    "passwd/make-user",
+    "passwd/root-password-crypted",
+    "clock-setup/utc",
+    "time/zone",
+    "clock-setup/ntp",
+    "partman-auto/method",
+    "partman-auto/choose_recipe",
+    "partman-lvm/device_remove_lvm",
+    "partman-md/device_remove_md",
+    "partman-lvm/confirm",
+    "partman-lvm/confirm_nooverwrite",
+    "partman-efi/non_efi_system",
+    "partman-partitioning/confirm_write_new_label",
+    "partman/choose_partition",
+    "partman/confirm",
+    "partman/confirm_nooverwrite",
+    "partman/mount_style",
+    "apt-setup/non-free-firmware",
+    "apt-setup/cdrom/set-first",
+    "tasksel/first",
+    "pkgsel/include",
+    "pkgsel/upgrade",
+    "popularity-contest/participate",
+    "grub-installer/only_debian",
+    "grub-installer/with_other_os",
+    "grub-installer/bootdev",
+    "preseed/early_command",
+    "partman/early_command",
+    "preseed/late_command",
+    "finish-install/reboot_in_progress",
+}
+COMMANDS = ("preseed/early_command", "partman/early_command", "preseed/late_command")
+DEBCONF_CONF = """Config: configdb
+Templates: templatedb
+
+Name: configdb
+Driver: File
+Filename: {dir}/config.dat
+
+Name: templatedb
+Driver: File
+Filename: {dir}/templates.dat
+"""
+
+
+def need(tool: str, package: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"Debian package {package} is not installed")
 
 
 def helper(text: str) -> str:
-    """The reporting script early_command extracts from the answer file."""
-    return "".join(line[4:] + "\n" for line in text.splitlines() if line.startswith("#bf "))
+    """The reporting script, extracted exactly as preseed/early_command does it."""
+    r = subprocess.run(
+        ["sed", "-n", "s/^#bf //p"], input=text, capture_output=True, text=True, check=True
+    )
+    return r.stdout
 
 
-def selections(text: str) -> dict[str, str]:
-    """question -> value, joining continuation lines as debconf-set-selections does."""
+def selections(text: str, tmp_path: Path) -> dict[str, str]:
+    """question -> value, as debconf-set-selections loads the file into a debconf database."""
+    need("debconf-set-selections", "debconf")
+    db = tmp_path / "debconf"
+    db.mkdir()
+    (db / "debconf.conf").write_text(DEBCONF_CONF.format(dir=db))
+    (db / "preseed.cfg").write_text(text)
+    subprocess.run(
+        ["debconf-set-selections", str(db / "preseed.cfg")],
+        env={**os.environ, "DEBCONF_SYSTEMRC": str(db / "debconf.conf")},
+        check=True,
+    )
     out: dict[str, str] = {}
-    pending = ""
-    for line in text.splitlines():
-        if line.endswith("\\"):
-            pending += line[:-1]
-            continue
-        line, pending = pending + line, ""
-        if line.strip() and not line.startswith("#"):
-            _owner, question, _type, *value = line.split(None, 3)
-            out[question] = value[0] if value else ""
+    for stanza in (db / "config.dat").read_text().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line)
+        if "Name" in fields:
+            out[fields["Name"]] = fields.get("Value", "")
     return out
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [{}, {"disk": "/dev/vda", "proxy": "http://proxy.example:3128", "ssh_keys": []}],
-)
-def test_debconf_accepts_the_rendered_file(render: Render, tmp_path: Path, extra: dict) -> None:
-    if shutil.which("debconf-set-selections") is None:
-        pytest.skip("Debian package debconf is not installed")
+@pytest.mark.parametrize("extra", VARIANTS)
+def test_debconf_accepts_the_served_file(serve: Serve, tmp_path: Path, extra: dict) -> None:
+    need("debconf-set-selections", "debconf")
     path = tmp_path / "preseed.cfg"
-    path.write_text(render("debian-preseed", **{**VARS, **extra}))
+    path.write_text(serve("debian-preseed", **{**VARS, **extra}))
     r = subprocess.run(
         ["debconf-set-selections", "--checkonly", str(path)],
         capture_output=True,
@@ -64,10 +139,17 @@ def test_debconf_accepts_the_rendered_file(render: Render, tmp_path: Path, extra
     assert "warning" not in r.stderr.lower(), r.stderr
 
 
-def test_values_reach_their_questions(render: Render) -> None:
-    sel = selections(
-        render("debian-preseed", **VARS, disk="/dev/vda", mirror="https://m.example/debian")
-    )
+def test_debconf_reads_every_answer(serve: Serve, tmp_path: Path) -> None:
+    """--checkonly cannot see two answers run into one line; the loaded database can."""
+    sel = selections(serve("debian-preseed", **VARS), tmp_path)
+    assert set(sel) == QUESTIONS
+    assert sel["pkgsel/include"] == "openssh-server efibootmgr vim"
+    assert sel["pkgsel/upgrade"] == "full-upgrade"
+
+
+def test_values_reach_their_questions(serve: Serve, tmp_path: Path) -> None:
+    text = serve("debian-preseed", **VARS, disk="/dev/vda", mirror="https://m.example/debian")
+    sel = selections(text, tmp_path)
     assert sel["netcfg/get_hostname"] == "web01"
     assert sel["netcfg/get_domain"] == "localdomain"
     assert sel["passwd/root-password-crypted"] == SHA512_HASH
@@ -76,13 +158,13 @@ def test_values_reach_their_questions(render: Render) -> None:
     assert sel["mirror/protocol"] == "https"
     assert sel["mirror/https/hostname"] == "m.example"
     assert sel["mirror/https/directory"] == "/debian"
-    assert sel["pkgsel/include"].split() == ["openssh-server", "efibootmgr", "vim", "curl"]
+    assert sel["pkgsel/include"].split() == ["openssh-server", "efibootmgr", "vim"]
     assert SSH_KEY in sel["preseed/late_command"]
 
 
-def test_hooks_carry_the_install_url(render: Render) -> None:
-    text = render("debian-preseed", **VARS)
-    sel = selections(text)
+def test_hooks_carry_the_install_url(serve: Serve, tmp_path: Path) -> None:
+    text = serve("debian-preseed", **VARS)
+    sel = selections(text, tmp_path)
     assert f"'{INSTALL_URL}/answer'" in sel["preseed/early_command"]
     assert "bootfleet.sh start" in sel["preseed/early_command"]
     assert "bootfleet.sh progress" in sel["partman/early_command"]
@@ -94,14 +176,24 @@ def test_hooks_carry_the_install_url(render: Render) -> None:
         assert f'"$U/{endpoint}"' in script
 
 
-def test_network_first_can_be_turned_off(render: Render) -> None:
-    late = selections(render("debian-preseed", **VARS, network_boot_first=False))
-    assert "netfirst" not in late["preseed/late_command"]
+def test_network_first_can_be_turned_off(serve: Serve, tmp_path: Path) -> None:
+    sel = selections(serve("debian-preseed", **VARS, network_boot_first=False), tmp_path)
+    assert "netfirst" not in sel["preseed/late_command"]
 
 
-def test_helper_is_valid_shell(render: Render) -> None:
-    r = subprocess.run(["sh", "-n"], input=helper(render("debian-preseed", **VARS)), text=True)
-    assert r.returncode == 0
+SHELLS = [["dash", "-n"], ["busybox", "ash", "-n"]]
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=["dash", "busybox-ash"])
+@pytest.mark.parametrize("extra", VARIANTS)
+def test_shell_parses(serve: Serve, tmp_path: Path, shell: list[str], extra: dict) -> None:
+    """The helper and the three commands d-i runs, as served, parse in dash and busybox ash."""
+    need(shell[0], shell[0])
+    text = serve("debian-preseed", **{**VARS, **extra})
+    sel = selections(text, tmp_path)
+    for name, script in [("#bf helper", helper(text)), *((c, sel[c]) for c in COMMANDS)]:
+        r = subprocess.run(shell, input=script, capture_output=True, text=True)
+        assert r.returncode == 0, f"{name}: {r.stderr}"
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +216,10 @@ def d_i_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_helper_posts_in_the_real_installer(
-    render: Render, d_i_root: Path, recorder: Recorder
+    serve: Serve, d_i_root: Path, recorder: Recorder
 ) -> None:
     url, posts = recorder
-    script = helper(render("debian-preseed", **VARS)).replace(INSTALL_URL, url)
+    script = helper(serve("debian-preseed", **VARS)).replace(INSTALL_URL, url)
     (d_i_root / "tmp/bootfleet.sh").write_text(script)
     syslog = "main-menu[1]: WARNING **: Configuring 'x' failed \"quoted\" \\ back\ttab\xe9\n"
     (d_i_root / "var/log/syslog").write_bytes(syslog.encode("latin-1") * 3)
@@ -153,8 +245,8 @@ def test_helper_posts_in_the_real_installer(
     assert json.loads(posts[2][2]) == {}
 
 
-def test_netfirst_order_in_busybox_awk(render: Render, d_i_root: Path) -> None:
-    (d_i_root / "tmp/bootfleet.sh").write_text(helper(render("debian-preseed", **VARS)))
+def test_netfirst_order_in_busybox_awk(serve: Serve, d_i_root: Path) -> None:
+    (d_i_root / "tmp/bootfleet.sh").write_text(helper(serve("debian-preseed", **VARS)))
     r = subprocess.run(
         ["chroot", str(d_i_root), "/bin/sh", "/tmp/bootfleet.sh", "netfirst-order"],
         input=EFIBOOTMGR,
@@ -165,10 +257,10 @@ def test_netfirst_order_in_busybox_awk(render: Render, d_i_root: Path) -> None:
     assert r.stdout.strip() == EFIBOOTMGR_NETFIRST
 
 
-def test_watcher_reports_a_failed_step(render: Render, d_i_root: Path, recorder: Recorder) -> None:
+def test_watcher_reports_a_failed_step(serve: Serve, d_i_root: Path, recorder: Recorder) -> None:
     """`start` leaves a watcher that posts the syslog once main-menu logs a failed step."""
     url, posts = recorder
-    script = helper(render("debian-preseed", **VARS)).replace(INSTALL_URL, url)
+    script = helper(serve("debian-preseed", **VARS)).replace(INSTALL_URL, url)
     (d_i_root / "tmp/bootfleet.sh").write_text(script)
     (d_i_root / "tmp/bootfleet.done").unlink(missing_ok=True)
     failure = "main-menu[312]: WARNING **: Configuring 'partman-base' failed with error code 1\n"

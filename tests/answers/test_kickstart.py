@@ -13,10 +13,11 @@ from answerkit import (
     EFIBOOTMGR,
     EFIBOOTMGR_NETFIRST,
     INSTALL_URL,
+    SAMPLES,
     SHA512_HASH,
     SSH_KEY,
     Recorder,
-    Render,
+    Serve,
     awk_program,
 )
 from pykickstart.constants import KS_SCRIPT_ONERROR, KS_SCRIPT_POST, KS_SCRIPT_PRE
@@ -24,9 +25,10 @@ from pykickstart.parser import KickstartParser
 from pykickstart.version import makeVersion
 
 KSVALIDATOR = Path(sys.executable).parent / "ksvalidator"
-VARS = {"root_password_hash": SHA512_HASH, "ssh_keys": [SSH_KEY], "packages": ["vim", "@^x"]}
+VARS = SAMPLES["kickstart"]
 VARIANTS = [
     {},
+    {"packages": ["vim", "@^x"], "network_boot_first": False},
     {"disk": "/dev/vda", "proxy": "http://proxy.example:3128", "ssh_keys": []},
     {"appstream_mirror": "https://m.example/9/AppStream/x86_64/os/", "selinux": "permissive"},
 ]
@@ -34,9 +36,11 @@ VARIANTS = [
 
 @pytest.mark.parametrize("version", ["RHEL9", "F40"])
 @pytest.mark.parametrize("extra", VARIANTS)
-def test_ksvalidator_accepts_it(render: Render, tmp_path: Path, version: str, extra: dict) -> None:
+def test_ksvalidator_accepts_the_served_file(
+    serve: Serve, tmp_path: Path, version: str, extra: dict
+) -> None:
     path = tmp_path / "ks.cfg"
-    path.write_text(render("kickstart", **{**VARS, **extra}))
+    path.write_text(serve("kickstart", **{**VARS, **extra}))
     r = subprocess.run([KSVALIDATOR, "-e", "-v", version, path], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -54,8 +58,8 @@ def parse(text: str):
     return parser.handler
 
 
-def test_values_and_scripts(render: Render) -> None:
-    ks = parse(render("kickstart", **VARS, disk="/dev/vda"))
+def test_values_and_scripts(serve: Serve) -> None:
+    ks = parse(serve("kickstart", **VARS, disk="/dev/vda"))
     assert ks.rootpw.password == SHA512_HASH and ks.rootpw.isCrypted
     assert ks.sshkey.sshUserList[0].key == SSH_KEY
     assert ks.network.network[0].hostname == "web01.example.org"
@@ -77,11 +81,11 @@ def test_values_and_scripts(render: Render) -> None:
     assert onerror.script.strip() == "sh /tmp/bootfleet.sh failed"
 
 
-def test_pre_helper_posts_with_curl(render: Render, tmp_path: Path, recorder: Recorder) -> None:
+def test_pre_helper_posts_with_curl(serve: Serve, tmp_path: Path, recorder: Recorder) -> None:
     if shutil.which("curl") is None:
         pytest.skip("Debian package curl is not installed")
     url, posts = recorder
-    pre = parse(render("kickstart", **VARS)).scripts[0].script
+    pre = parse(serve("kickstart", **VARS)).scripts[0].script
     pre = pre.replace("/tmp/bootfleet", str(tmp_path / "bootfleet")).replace(INSTALL_URL, url)
     subprocess.run(["sh", "-c", pre], check=True)
     log = tmp_path / "bootfleet-pre.log"
@@ -92,8 +96,8 @@ def test_pre_helper_posts_with_curl(render: Render, tmp_path: Path, recorder: Re
     assert 'anaconda: "error" \\ \u00e9' in json.loads(posts[1][2])["log"]
 
 
-def test_netfirst_awk(render: Render) -> None:
-    pre = parse(render("kickstart", **VARS)).scripts[0].script
+def test_netfirst_awk(serve: Serve) -> None:
+    pre = parse(serve("kickstart", **VARS)).scripts[0].script
     r = subprocess.run(
         ["awk", awk_program(pre)], input=EFIBOOTMGR, capture_output=True, text=True, check=True
     )

@@ -14,15 +14,16 @@ from answerkit import (
     EFIBOOTMGR,
     EFIBOOTMGR_NETFIRST,
     INSTALL_URL,
+    SAMPLES,
     SHA512_HASH,
     SSH_KEY,
     Recorder,
-    Render,
+    Serve,
     awk_program,
 )
 
 SCHEMA = json.loads((Path(__file__).parent / "data/autoinstall-subset.schema.json").read_text())
-VARS = {"root_password_hash": SHA512_HASH, "ssh_keys": [SSH_KEY], "packages": ["vim"]}
+VARS = SAMPLES["ubuntu-autoinstall"]
 
 
 def autoinstall(text: str) -> dict:
@@ -32,11 +33,11 @@ def autoinstall(text: str) -> dict:
 @pytest.mark.parametrize(
     "extra", [{}, {"disk": "/dev/vda", "proxy": "http://proxy.example:3128", "ssh_keys": []}]
 )
-def test_cloud_init_accepts_the_user_data(render: Render, tmp_path: Path, extra: dict) -> None:
+def test_cloud_init_accepts_the_user_data(serve: Serve, tmp_path: Path, extra: dict) -> None:
     if shutil.which("cloud-init") is None:
         pytest.skip("Debian package cloud-init is not installed")
     path = tmp_path / "user-data"
-    path.write_text(render("ubuntu-autoinstall", **{**VARS, **extra}))
+    path.write_text(serve("ubuntu-autoinstall", **{**VARS, **extra}))
     r = subprocess.run(
         ["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True
     )
@@ -56,15 +57,15 @@ def test_cloud_init_schema_check_can_fail(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "extra", [{}, {"disk": "/dev/vda", "proxy": "http://proxy.example:3128", "ssh_keys": []}]
 )
-def test_autoinstall_section_matches_the_schema(render: Render, extra: dict) -> None:
-    section = autoinstall(render("ubuntu-autoinstall", **{**VARS, **extra}))
+def test_autoinstall_section_matches_the_schema(serve: Serve, extra: dict) -> None:
+    section = autoinstall(serve("ubuntu-autoinstall", **{**VARS, **extra}))
     jsonschema.validate(section, SCHEMA)
     assert section["version"] == 1
 
 
-def test_values_land_where_subiquity_reads_them(render: Render) -> None:
+def test_values_land_where_subiquity_reads_them(serve: Serve) -> None:
     tricky = "de_DE.UTF-8"
-    section = autoinstall(render("ubuntu-autoinstall", **VARS, locale=tricky, disk="/dev/vda"))
+    section = autoinstall(serve("ubuntu-autoinstall", **VARS, locale=tricky, disk="/dev/vda"))
     assert section["locale"] == tricky
     assert section["identity"] == {
         "hostname": "web01",
@@ -78,8 +79,8 @@ def test_values_land_where_subiquity_reads_them(render: Render) -> None:
     assert section["packages"] == ["efibootmgr", "curl", "vim"]
 
 
-def test_callbacks_are_wired(render: Render) -> None:
-    section = autoinstall(render("ubuntu-autoinstall", **VARS))
+def test_callbacks_are_wired(serve: Serve) -> None:
+    section = autoinstall(serve("ubuntu-autoinstall", **VARS))
     script = section["early-commands"][0]
     assert f"U='{INSTALL_URL}'" in script
     for endpoint in ("progress", "done", "failed"):
@@ -90,12 +91,12 @@ def test_callbacks_are_wired(render: Render) -> None:
     assert section["error-commands"] == ["sh /tmp/bootfleet.sh failed || true"]
 
 
-def test_helper_posts_with_curl(render: Render, tmp_path: Path, recorder: Recorder) -> None:
+def test_helper_posts_with_curl(serve: Serve, tmp_path: Path, recorder: Recorder) -> None:
     if shutil.which("curl") is None:
         pytest.skip("Debian package curl is not installed")
     url, posts = recorder
     helper = tmp_path / "bootfleet.sh"
-    writer = autoinstall(render("ubuntu-autoinstall", **VARS))["early-commands"][0]
+    writer = autoinstall(serve("ubuntu-autoinstall", **VARS))["early-commands"][0]
     writer = writer.replace("/tmp/bootfleet.sh", str(helper)).replace(INSTALL_URL, url)
     subprocess.run(["sh", "-c", writer], check=True)
     subprocess.run(["sh", str(helper), "progress", "5", "installer started"], check=True)
@@ -105,17 +106,17 @@ def test_helper_posts_with_curl(render: Render, tmp_path: Path, recorder: Record
     assert all(p[1] == "application/json" for p in posts)
 
 
-def test_netfirst_awk(render: Render) -> None:
-    script = autoinstall(render("ubuntu-autoinstall", **VARS))["early-commands"][0]
+def test_netfirst_awk(serve: Serve) -> None:
+    script = autoinstall(serve("ubuntu-autoinstall", **VARS))["early-commands"][0]
     r = subprocess.run(
         ["awk", awk_program(script)], input=EFIBOOTMGR, capture_output=True, text=True, check=True
     )
     assert r.stdout.strip() == EFIBOOTMGR_NETFIRST
 
 
-def test_root_keys_command_writes_the_keys(render: Render, tmp_path: Path) -> None:
+def test_root_keys_command_writes_the_keys(serve: Serve, tmp_path: Path) -> None:
     other = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 two words: # not a comment"
-    section = autoinstall(render("ubuntu-autoinstall", **{**VARS, "ssh_keys": [SSH_KEY, other]}))
+    section = autoinstall(serve("ubuntu-autoinstall", **{**VARS, "ssh_keys": [SSH_KEY, other]}))
     target = tmp_path / "target"
     for command in section["late-commands"]:
         if "/target/root/.ssh" in command:
@@ -135,7 +136,7 @@ def test_root_keys_command_writes_the_keys(render: Render, tmp_path: Path) -> No
         {"bogus-key": True},
     ],
 )
-def test_schema_subset_rejects(render: Render, change: dict) -> None:
-    section = {**autoinstall(render("ubuntu-autoinstall", **VARS)), **change}
+def test_schema_subset_rejects(serve: Serve, change: dict) -> None:
+    section = {**autoinstall(serve("ubuntu-autoinstall", **VARS)), **change}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(section, SCHEMA)

@@ -6,7 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from answerkit import INSTALL_URL, Render
+from answerkit import INSTALL_URL, Serve
 
 NS = {
     "u": "urn:schemas-microsoft-com:unattend",
@@ -28,8 +28,8 @@ def component(root: ET.Element, pass_: str, name: str) -> ET.Element:
 
 
 @pytest.mark.parametrize("firmware", ["uefi", "bios"])
-def test_passes_and_components(render: Render, firmware: str) -> None:
-    root = parse(render("windows-unattend", admin_password="x", firmware=firmware))
+def test_passes_and_components(serve: Serve, firmware: str) -> None:
+    root = parse(serve("windows-unattend", admin_password="x", firmware=firmware))
     assert root.tag == f"{U}unattend"
     assert [s.get("pass") for s in root.findall("u:settings", NS)] == [
         "windowsPE",
@@ -57,8 +57,8 @@ def test_passes_and_components(render: Render, firmware: str) -> None:
             assert add.get(f"{{{NS['wcm']}}}action") == "add"
 
 
-def test_values_are_escaped_and_survive_xml(render: Render) -> None:
-    root = parse(render("windows-unattend", admin_password=TRICKY, organization="A & B <x>"))
+def test_values_are_escaped_and_survive_xml(serve: Serve) -> None:
+    root = parse(serve("windows-unattend", admin_password=TRICKY, organization="A & B <x>"))
     shell = component(root, "oobeSystem", "Microsoft-Windows-Shell-Setup")
     assert shell.findtext("u:UserAccounts/u:AdministratorPassword/u:Value", namespaces=NS) == TRICKY
     assert shell.findtext("u:AutoLogon/u:Password/u:Value", namespaces=NS) == TRICKY
@@ -66,8 +66,8 @@ def test_values_are_escaped_and_survive_xml(render: Render) -> None:
     assert pe.findtext("u:UserData/u:Organization", namespaces=NS) == "A & B <x>"
 
 
-def test_computer_name_is_netbios_sized(render: Render) -> None:
-    root = parse(render("windows-unattend", admin_password="x"))
+def test_computer_name_is_netbios_sized(serve: Serve) -> None:
+    root = parse(serve("windows-unattend", admin_password="x"))
     name = component(root, "specialize", "Microsoft-Windows-Shell-Setup").findtext(
         "u:ComputerName", namespaces=NS
     )
@@ -78,8 +78,8 @@ def commands(root: ET.Element) -> list[str]:
     return [e.text or "" for e in root.iter() if e.tag in (f"{U}Path", f"{U}CommandLine")]
 
 
-def test_callbacks_and_command_lengths(render: Render) -> None:
-    text = render("windows-unattend", admin_password="x").replace(INSTALL_URL, LONG_URL)
+def test_callbacks_and_command_lengths(serve: Serve) -> None:
+    text = serve("windows-unattend", admin_password="x").replace(INSTALL_URL, LONG_URL)
     cmds = commands(parse(text))
     assert len(cmds) == 5
     # Setup refuses RunSynchronous paths over 259 characters, FirstLogonCommands over 1024.
@@ -91,8 +91,8 @@ def test_callbacks_and_command_lengths(render: Render) -> None:
     assert "try{Send-Done}catch{Send-Failed}" in cmds[4]
 
 
-def test_embedded_helper_is_found_the_way_the_commands_find_it(render: Render) -> None:
-    text = render("windows-unattend", admin_password="x", network_boot_first=False)
+def test_embedded_helper_is_found_the_way_the_commands_find_it(serve: Serve) -> None:
+    text = serve("windows-unattend", admin_password="x", network_boot_first=False)
     parts = re.split("#BF[P]S#", text)  # PowerShell's -split takes the same regular expression
     assert len(parts) == 3
     helper = parts[1]
@@ -112,9 +112,9 @@ def test_embedded_helper_is_found_the_way_the_commands_find_it(render: Render) -
     assert helper.count("{") == helper.count("}")
 
 
-def test_double_hyphens_in_names_do_not_break_the_comments(render: Render) -> None:
+def test_double_hyphens_in_names_do_not_break_the_comments(serve: Serve) -> None:
     odd = {"hostname": "xn--bcher-kva.example", "profile": "win---11"}
-    root = parse(render("windows-unattend", _context=odd, admin_password="x"))
+    root = parse(serve("windows-unattend", **odd, admin_password="x"))
     name = component(root, "specialize", "Microsoft-Windows-Shell-Setup").findtext(
         "u:ComputerName", namespaces=NS
     )
