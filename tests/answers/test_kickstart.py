@@ -20,7 +20,12 @@ from answerkit import (
     Serve,
     awk_program,
 )
-from pykickstart.constants import KS_SCRIPT_ONERROR, KS_SCRIPT_POST, KS_SCRIPT_PRE
+from pykickstart.constants import (
+    DISPLAY_MODE_TEXT,
+    KS_SCRIPT_ONERROR,
+    KS_SCRIPT_POST,
+    KS_SCRIPT_PRE,
+)
 from pykickstart.parser import KickstartParser
 from pykickstart.version import makeVersion
 
@@ -60,6 +65,8 @@ def parse(text: str):
 
 def test_values_and_scripts(serve: Serve) -> None:
     ks = parse(serve("kickstart", **VARS, disk="/dev/vda"))
+    # Non-interactive: a question Anaconda would ask is a fatal error, so %onerror reports it.
+    assert ks.displaymode.displayMode == DISPLAY_MODE_TEXT and ks.displaymode.nonInteractive
     assert ks.rootpw.password == SHA512_HASH and ks.rootpw.isCrypted
     assert ks.sshkey.sshUserList[0].key == SSH_KEY
     assert ks.network.network[0].hostname == "web01.example.org"
