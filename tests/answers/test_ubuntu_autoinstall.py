@@ -88,7 +88,8 @@ def test_callbacks_are_wired(serve: Serve) -> None:
     assert "bootfleet.sh progress" in section["early-commands"][1]
     assert section["late-commands"][-1].startswith("sh /tmp/bootfleet.sh done")
     assert "sh /tmp/bootfleet.sh netfirst || true" in section["late-commands"]
-    assert section["error-commands"] == ["sh /tmp/bootfleet.sh failed || true"]
+    # error-commands write the helper themselves: they also run when early-commands never did
+    assert section["error-commands"] == [script, "sh /tmp/bootfleet.sh failed || true"]
 
 
 def test_helper_posts_with_curl(serve: Serve, tmp_path: Path, recorder: Recorder) -> None:
@@ -104,6 +105,22 @@ def test_helper_posts_with_curl(serve: Serve, tmp_path: Path, recorder: Recorder
     assert [p[0] for p in posts] == ["/api/v1/installs/tok/progress", "/api/v1/installs/tok/done"]
     assert json.loads(posts[0][2]) == {"percent": 5, "message": "installer started"}
     assert all(p[1] == "application/json" for p in posts)
+
+
+def test_error_commands_report_on_their_own(
+    serve: Serve, tmp_path: Path, recorder: Recorder
+) -> None:
+    """A fatal error before early-commands ran (no /tmp/bootfleet.sh yet) is still reported."""
+    if shutil.which("curl") is None:
+        pytest.skip("Debian package curl is not installed")
+    url, posts = recorder
+    helper = tmp_path / "bootfleet.sh"
+    for command in autoinstall(serve("ubuntu-autoinstall", **VARS))["error-commands"]:
+        command = command.replace("/tmp/bootfleet", str(tmp_path / "bootfleet"))
+        subprocess.run(["sh", "-c", command.replace(INSTALL_URL, url)], check=True)
+    assert helper.is_file()
+    assert [p[0] for p in posts] == ["/api/v1/installs/tok/failed"]
+    assert "log" in json.loads(posts[0][2])
 
 
 def test_netfirst_awk(serve: Serve) -> None:
