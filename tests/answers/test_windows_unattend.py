@@ -88,7 +88,8 @@ def test_callbacks_and_command_lengths(serve: Serve) -> None:
     assert all(f"$U='{LONG_URL}'" in c for c in cmds[1:])
     assert "Install-ErrorHandler" in cmds[1] and "Send-Progress 60" in cmds[1]
     assert "Set-NetworkFirst" in cmds[3]
-    assert "try{Send-Done}catch{Send-Failed}" in cmds[4]
+    # done only: a done the server did not receive is no failed install
+    assert cmds[4].endswith(';Send-Done"') and "Send-Failed" not in cmds[4]
 
 
 def test_embedded_helper_is_found_the_way_the_commands_find_it(serve: Serve) -> None:
@@ -107,6 +108,10 @@ def test_embedded_helper_is_found_the_way_the_commands_find_it(serve: Serve) -> 
     for endpoint in ("'progress'", "'done'", "'failed'"):
         assert f"Send-Bootfleet {endpoint}" in helper
     assert "--" not in helper  # it lives in an XML comment
+    handler = helper[helper.index("function Install-ErrorHandler") :]
+    handler = handler[: handler.index("\n}\n")]
+    assert "\\Setup\\Scripts" in handler and "ErrorHandler.cmd" in handler
+    assert "Send-Failed" in handler  # what Setup runs on a fatal error
     assert "$U" in helper and INSTALL_URL not in helper
     assert "Set-NetworkFirst" not in "".join(commands(parse(text)))
     assert helper.count("{") == helper.count("}")
