@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from server import cmdline
 from server.bootspec import BootSpec, ImageRef
 from server.errors import Conflict, InvalidInput
 from server.macaddr import normalize_mac
@@ -120,18 +121,19 @@ class Booter:
     def installer_spec(self, session: Session, client: Client, install: Install) -> BootSpec:
         snap = install.profile_snapshot
         context = self.context(client, install)
-        cmdline = self.renderer.render_cmdline(snap.get("cmdline") or "", context)
-        cmdline = f"{cmdline} bootfleet.install={context['install_url']}".strip()
-        return BootSpec(
+        rendered = self.renderer.render_cmdline(snap.get("cmdline") or "", context)
+        spec = BootSpec(
             action="install",
             mac=client.mac,
             hostname=context["hostname"],
             kernel=self.image(snap["kernel"]),
             initrds=tuple(self.image(i) for i in snap.get("initrd") or ()),
-            cmdline=cmdline,
+            cmdline=cmdline.join(rendered, f"bootfleet.install={context['install_url']}"),
             install_url=context["install_url"],
             reason=f"install {install.id} of profile {snap.get('profile')}",
         )
+        cmdline.check_fits(spec)
+        return spec
 
     def image(self, ref: str) -> ImageRef:
         if ref.startswith(("http://", "https://")):

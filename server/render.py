@@ -1,8 +1,9 @@
 """Render boot configs and answer files from pxe_templates/ with Jinja2.
 
 Strict: a missing variable is an error (StrictUndefined), never an empty string in a kernel
-command line. Admin-supplied strings (a profile's command line) render in Jinja2's sandbox,
-and whatever goes onto a kernel command line must stay one line.
+command line. Admin-supplied strings (a profile's command line) render in Jinja2's sandbox
+into the canonical command line of server/cmdline.py, which the boot templates write through
+that module's filters (grub_args, ipxe_args, pxelinux_append).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from server import cmdline
 from server.bootspec import BootSpec, Flavor
 from server.errors import InvalidInput
 
@@ -68,6 +70,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.env.filters.update(cmdline.FILTERS)
         self.sandbox = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
         self._cmdlines: dict[str, jinja2.Template] = {}
 
@@ -82,16 +85,21 @@ class Renderer:
         return self.env.get_template(f"answers/{name}.j2").render(**context)
 
     def render_cmdline(self, template: str, context: Mapping[str, Any]) -> str:
-        """A profile's kernel command line with its variables filled in, on one line."""
+        """A profile's kernel command line with its variables filled in, in canonical form
+        (cmdline.canonical): InvalidInput on `cmdline` if some boot loader could not pass it."""
         try:
             text = self._cmdline_template(template).render(**context)
         except jinja2.TemplateError as exc:
             raise InvalidInput("cmdline", f"cannot render: {exc}") from None
-        if any(c in text for c in "\r\n\0"):
-            raise InvalidInput(
-                "cmdline", "a variable put a line break into the kernel command line"
-            )
-        return " ".join(text.split())
+        return cmdline.canonical(text)
+
+    def check_cmdline_template(self, template: str) -> None:
+        """InvalidInput on `cmdline` unless `template` compiles (a profile has no client yet
+        to render it for)."""
+        try:
+            self._cmdline_template(template)
+        except jinja2.TemplateError as exc:
+            raise InvalidInput("cmdline", f"cannot render: {exc}") from None
 
     def _cmdline_template(self, text: str) -> jinja2.Template:
         compiled = self._cmdlines.get(text)
