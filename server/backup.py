@@ -29,7 +29,7 @@ from typing import IO, Any
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from server.catalog import Catalog
+from server.checks import Checks
 from server.errors import BootfleetError, Conflict, InvalidInput
 from server.models import Client, ClientCreate, GroupCreate, ProfileCreate
 from server.registry import clients, groups, profiles
@@ -222,16 +222,16 @@ def dump(data: dict[str, Any], out: IO[str]) -> None:
     out.write("\n")
 
 
-def import_(session: Session, data: Any, catalog: Catalog) -> dict[str, int]:
+def import_(session: Session, data: Any, checks: Checks) -> dict[str, int]:
     """Create everything in an export, validated as the API would; all or nothing (the
     caller's transaction). Anything that exists already is a Conflict naming it."""
     if not isinstance(data, dict) or data.get("bootfleet_export") != EXPORT_FORMAT:
         raise InvalidInput("file", f"not a Bootfleet export (format {EXPORT_FORMAT})")
     counts = {"profiles": 0, "groups": 0, "clients": 0}
     for key, model, create in (
-        ("profiles", ProfileCreate, lambda d: profiles.create(session, d, catalog)),
+        ("profiles", ProfileCreate, lambda d: profiles.create(session, d, checks)),
         ("groups", GroupCreate, lambda d: groups.create(session, d)),
-        ("clients", ClientCreate, lambda d: clients.create(session, d, catalog)),
+        ("clients", ClientCreate, lambda d: clients.create(session, d, checks)),
     ):
         items = data.get(key, [])
         if not isinstance(items, list):

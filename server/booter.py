@@ -9,7 +9,8 @@ malformed MAC - boots from its own disk. No answer is ever "install" by default.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -29,6 +30,20 @@ log = logging.getLogger(__name__)
 
 RESOLVE_TRIES = 3
 _MAY_INSTALL = ("pending", "booting")
+# What check_cmdline puts where an install's token goes: as long as a real one (43 URL-safe
+# characters, tokens.install_token), so the command line's length is checked truly.
+STAND_IN_TOKEN = "t" * 43
+
+
+class Machine(Protocol):
+    """What templates see of a client: a Client row, or a CSV row about to become one."""
+
+    @property
+    def mac(self) -> str: ...
+    @property
+    def hostname(self) -> str | None: ...
+    @property
+    def last_arch(self) -> str | None: ...
 
 
 class Booter:
@@ -100,15 +115,22 @@ class Booter:
             return BootSpec.local(mac, f"client is {client.state}: local boot")
 
     def install_url(self, install: Install) -> str:
-        return f"{self.server_url}/api/v1/installs/{self.policy.token(install)}"
+        return self._install_url(self.policy.token(install))
+
+    def _install_url(self, token: str) -> str:
+        return f"{self.server_url}/api/v1/installs/{token}"
 
     def context(self, client: Client, install: Install) -> dict[str, Any]:
         """What templates (command line, answer file) see: the install's variables first,
         then the fixed names, which a variable cannot override."""
-        snap = install.profile_snapshot
+        return self._context(client, install.profile_snapshot, self.install_url(install))
+
+    def _context(
+        self, client: Machine, snap: Mapping[str, Any], install_url: str
+    ) -> dict[str, Any]:
         context: dict[str, Any] = dict(snap.get("variables") or {})
         context.update(
-            install_url=self.install_url(install),
+            install_url=install_url,
             server_url=self.server_url,
             images_url=f"{self.server_url}/images",
             mac=client.mac,
@@ -120,7 +142,18 @@ class Booter:
 
     def installer_spec(self, session: Session, client: Client, install: Install) -> BootSpec:
         snap = install.profile_snapshot
-        context = self.context(client, install)
+        reason = f"install {install.id} of profile {snap.get('profile')}"
+        return self._installer_spec(client, snap, self.install_url(install), reason)
+
+    def check_cmdline(self, client: Machine, snap: Mapping[str, Any]) -> None:
+        """Build the installer a reinstall with profile snapshot `snap` would serve `client`
+        (its token stood in for): InvalidInput on `cmdline` now, not a local boot later."""
+        self._installer_spec(client, snap, self._install_url(STAND_IN_TOKEN), "check")
+
+    def _installer_spec(
+        self, client: Machine, snap: Mapping[str, Any], install_url: str, reason: str
+    ) -> BootSpec:
+        context = self._context(client, snap, install_url)
         rendered = self.renderer.render_cmdline(snap.get("cmdline") or "", context)
         spec = BootSpec(
             action="install",
@@ -128,9 +161,9 @@ class Booter:
             hostname=context["hostname"],
             kernel=self.image(snap["kernel"]),
             initrds=tuple(self.image(i) for i in snap.get("initrd") or ()),
-            cmdline=cmdline.join(rendered, f"bootfleet.install={context['install_url']}"),
-            install_url=context["install_url"],
-            reason=f"install {install.id} of profile {snap.get('profile')}",
+            cmdline=cmdline.join(rendered, f"bootfleet.install={install_url}"),
+            install_url=install_url,
+            reason=reason,
         )
         cmdline.check_fits(spec)
         return spec

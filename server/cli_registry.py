@@ -103,7 +103,7 @@ def profile_create(
         variables=parse_vars(variables),
     )
     with session_scope(fleet.engine, write=True) as s:
-        profiles.create(s, data, fleet.catalog)
+        profiles.create(s, data, fleet.checks)
     click.echo(f"profile {name} created")
 
 
@@ -137,7 +137,7 @@ def profile_update(
     if variables:
         fields["variables"] = parse_vars(variables)
     with session_scope(fleet.engine, write=True) as s:
-        profiles.update(s, name, ProfileUpdate(**fields), fleet.catalog)
+        profiles.update(s, name, ProfileUpdate(**fields), fleet.checks)
     click.echo(f"profile {name} updated")
 
 
@@ -222,7 +222,7 @@ def client_add(
         variables=parse_vars(variables),
     )
     with session_scope(fleet.engine, write=True) as s:
-        row = clients.create(s, data, fleet.catalog)
+        row = clients.create(s, data, fleet.checks)
         events.record(s, row.mac, "registered", f"profile {profile or '-'}", "cli")
     click.echo(f"client {data.mac} added")
 
@@ -252,7 +252,7 @@ def client_update(
     if variables:
         fields["variables"] = parse_vars(variables)
     with session_scope(fleet.engine, write=True) as s:
-        row = clients.update(s, mac, ClientUpdate(**fields), fleet.catalog)
+        row = clients.update(s, mac, ClientUpdate(**fields), fleet.checks)
         events.record(s, row.mac, "updated", ", ".join(sorted(fields)), "cli")
     click.echo(f"client {row.mac} updated")
 
@@ -280,7 +280,7 @@ def reinstall(macs: tuple[str, ...], **kw: Any) -> None:
     for mac in macs:
         with session_scope(fleet.engine, write=True) as s:
             client = clients.get(s, mac)
-            install = installs.reinstall(s, client, fleet.policy, fleet.catalog, "cli")
+            install = installs.reinstall(s, client, fleet.policy, fleet.checks, "cli")
         click.echo(f"{client.mac}: pending (install {install.id})")
 
 
@@ -323,7 +323,7 @@ def import_csv(csv_file: Any, **kw: Any) -> None:
     """Import clients from CSV mac,hostname,profile,groups (all rows or none)."""
     fleet = open_fleet(kw)
     with session_scope(fleet.engine, write=True) as s:
-        count = clients.import_csv(s, csv_file.read(), fleet.catalog)
+        count = clients.import_csv(s, csv_file.read(), fleet.checks)
     click.echo(f"imported {count} clients")
 
 
@@ -380,7 +380,7 @@ def group_reinstall(name: str, **kw: Any) -> None:
     fleet = open_fleet(kw)
     with session_scope(fleet.engine) as s:
         ids = groups.member_ids(s, name)
-    for mac, why in installs.reinstall_each(fleet.engine, ids, fleet.policy, fleet.catalog, "cli"):
+    for mac, why in installs.reinstall_each(fleet.engine, ids, fleet.policy, fleet.checks, "cli"):
         click.echo(f"{mac}: pending" if why is None else f"{mac}: skipped ({why})")
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 
 from server.booter import Booter
 from server.catalog import Catalog
+from server.checks import Checks
 from server.config import Settings
 from server.netinfo import advertised_address, url_host
 from server.registry.database import make_engine, migrate
@@ -25,6 +26,7 @@ class Fleet:
     renderer: Renderer
     booter: Booter
     policy: Policy
+    checks: Checks  # what a profile assignment must pass (the registry runs them)
     # Extra Prometheus text for /metrics (the TFTP service adds its counters here).
     metrics_sources: list[Callable[[], str]] = field(default_factory=list)
 
@@ -51,11 +53,14 @@ class Fleet:
             grace_seconds=settings.grace_seconds,
         )
         renderer = Renderer(settings.templates_dir, server_url)
+        catalog = Catalog(settings.templates_dir)
+        booter = Booter(engine, policy, renderer)
         return cls(
             settings=settings,
             engine=engine,
-            catalog=Catalog(settings.templates_dir),
+            catalog=catalog,
             renderer=renderer,
-            booter=Booter(engine, policy, renderer),
+            booter=booter,
             policy=policy,
+            checks=Checks(catalog, booter),
         )

@@ -13,7 +13,7 @@ from tests.helpers import install_path
 
 def request_reinstall(fleet: Fleet, mac: str) -> None:
     with session_scope(fleet.engine, write=True) as s:
-        installs.reinstall(s, clients.get(s, mac), fleet.policy, fleet.catalog, "test")
+        installs.reinstall(s, clients.get(s, mac), fleet.policy, fleet.checks, "test")
 
 
 def test_pending_client_gets_its_installer_and_moves_to_booting(

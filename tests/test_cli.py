@@ -132,3 +132,16 @@ def test_bad_environment_value_is_reported(tmp_path: Path) -> None:
         env={"BOOTFLEET_HTTP_PORT": "x", "BOOTFLEET_DATA_DIR": str(tmp_path)},
     )
     assert result.exit_code == 1 and "BOOTFLEET_HTTP_PORT" in result.output
+
+
+def test_client_add_checks_the_installer_command_line(run) -> None:  # type: ignore[no-untyped-def]
+    run("profile", "create", "deb12", "--kernel", "deb/linux", "--cmdline", "auto=true x={{ x }}")
+    out = run("client", "add", "52:54:00:00:00:01", "--profile", "deb12", ok=False).output
+    assert "cmdline: cannot render: 'x' is undefined" in out and "Traceback" not in out
+    out = run(
+        "client", "add", "52:54:00:00:00:01", "--profile", "deb12", "--var", "x=${y}", ok=False
+    ).output
+    assert "cmdline: iPXE expands" in out
+    run("client", "add", "52:54:00:00:00:01", "--profile", "deb12", "--var", "x=1")
+    out = run("profile", "update", "deb12", "--cmdline", "x='{{ x }}'", ok=False).output
+    assert "cmdline: client 52:54:00:00:00:01: GRUB adds a backslash" in out

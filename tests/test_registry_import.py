@@ -15,13 +15,13 @@ from server.registry.database import session_scope
 @pytest.fixture
 def reg(fleet: Fleet) -> Fleet:
     with session_scope(fleet.engine, write=True) as s:
-        profiles.create(s, ProfileCreate(name="debian12", kernel="debian/linux"), fleet.catalog)
+        profiles.create(s, ProfileCreate(name="debian12", kernel="debian/linux"), fleet.checks)
     return fleet
 
 
 def run(fleet: Fleet, text: str) -> int:
     with session_scope(fleet.engine, write=True) as s:
-        return clients.import_csv(s, text, fleet.catalog)
+        return clients.import_csv(s, text, fleet.checks)
 
 
 def macs(fleet: Fleet) -> list[str]:

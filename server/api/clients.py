@@ -70,7 +70,7 @@ def list_clients() -> Response:
 def create_client() -> Response:
     data = parse(ClientCreate)
     with session_scope(fleet().engine, write=True) as s:
-        row = clients.create(s, data, fleet().catalog)
+        row = clients.create(s, data, fleet().checks)
         events.record(s, row.mac, "registered", f"profile {data.profile or '-'}", peer())
         return out(clients.public(s, row), 201)
 
@@ -87,7 +87,7 @@ def show_client(mac: str) -> Response:
 def update_client(mac: str) -> Response:
     data = parse(ClientUpdate)
     with session_scope(fleet().engine, write=True) as s:
-        row = clients.update(s, mac, data, fleet().catalog)
+        row = clients.update(s, mac, data, fleet().checks)
         events.record(s, row.mac, "updated", ", ".join(sorted(data.model_fields_set)), peer())
         return out(clients.public(s, row))
 
@@ -108,7 +108,7 @@ def reinstall(mac: str) -> Response:
     f = fleet()
     with session_scope(f.engine, write=True) as s:
         client = clients.get(s, mac)
-        install = installs.reinstall(s, client, f.policy, f.catalog, peer())
+        install = installs.reinstall(s, client, f.policy, f.checks, peer())
         return out(Accepted(state=client.state, install=install.id or 0))
 
 
@@ -168,7 +168,7 @@ def import_clients() -> Response:
     except UnicodeDecodeError:
         raise InvalidInput("body", "CSV must be UTF-8") from None
     with session_scope(fleet().engine, write=True) as s:
-        count = clients.import_csv(s, text, fleet().catalog)
+        count = clients.import_csv(s, text, fleet().checks)
     return out(ImportResult(imported=count))
 
 

@@ -61,7 +61,7 @@ def reinstall_group(name: str) -> Response:
     f = fleet()
     with session_scope(f.engine) as s:
         ids = groups.member_ids(s, name)
-    outcomes = installs.reinstall_each(f.engine, ids, f.policy, f.catalog, peer())
+    outcomes = installs.reinstall_each(f.engine, ids, f.policy, f.checks, peer())
     return out(
         GroupReinstall(
             requested=[mac for mac, why in outcomes if why is None],

@@ -31,7 +31,7 @@ def list_profiles() -> Response:
 def create_profile() -> Response:
     data = parse(ProfileCreate)
     with session_scope(fleet().engine, write=True) as s:
-        row = profiles.create(s, data, fleet().catalog)
+        row = profiles.create(s, data, fleet().checks)
         return out(ProfilePublic.model_validate(row, from_attributes=True), 201)
 
 
@@ -47,7 +47,7 @@ def show_profile(name: str) -> Response:
 def update_profile(name: str) -> Response:
     data = parse(ProfileUpdate)
     with session_scope(fleet().engine, write=True) as s:
-        row = profiles.update(s, name, data, fleet().catalog)
+        row = profiles.update(s, name, data, fleet().checks)
         return out(ProfilePublic.model_validate(row, from_attributes=True))
 
 

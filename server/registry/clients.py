@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
-from server.catalog import Catalog
+from server.checks import Checks
 from server.errors import Conflict, InvalidInput, NotFound
 from server.macaddr import normalize_mac
 from server.models import (
@@ -29,7 +29,7 @@ from server.models import (
     keep_redacted,
     utcnow,
 )
-from server.registry import groups, profiles
+from server.registry import assignments, groups, profiles
 
 MAX_PAGE = 1000
 
@@ -46,30 +46,7 @@ def find(session: Session, mac: str) -> Client | None:
     return session.exec(select(Client).where(Client.mac == mac)).first()
 
 
-def merged_variables(session: Session, client: Client, profile: Profile) -> dict[str, Any]:
-    """Profile defaults, overridden by the client's groups, then by the client itself."""
-    merged: dict[str, Any] = dict(profile.variables)
-    assert client.id is not None
-    for group_vars in groups.variables_for(session, client.id):
-        merged.update(group_vars)
-    merged.update(client.variables)
-    return merged
-
-
-def check_assignment(session: Session, client: Client, catalog: Catalog) -> dict[str, Any]:
-    """Validate the variables the client's profile needs; a missing one is a 400 now, not a
-    half-installed machine later. Returns the checked variables."""
-    if client.profile_id is None:
-        return {}
-    profile = session.get(Profile, client.profile_id)
-    assert profile is not None
-    merged = merged_variables(session, client, profile)
-    if profile.answer_template is None:
-        return merged
-    return catalog.check(profile.answer_template, merged)
-
-
-def create(session: Session, data: ClientCreate, catalog: Catalog) -> Client:
+def create(session: Session, data: ClientCreate, checks: Checks) -> Client:
     if find(session, data.mac) is not None:
         raise Conflict(f"client {data.mac} exists already")
     profile = profiles.get(session, data.profile) if data.profile else None
@@ -83,11 +60,11 @@ def create(session: Session, data: ClientCreate, catalog: Catalog) -> Client:
     session.flush()
     groups.set_membership(session, row, data.groups)
     session.flush()
-    check_assignment(session, row, catalog)
+    assignments.check(session, row, checks)  # a missing variable is a 400 now, not later
     return row
 
 
-def update(session: Session, mac: str, data: ClientUpdate, catalog: Catalog) -> Client:
+def update(session: Session, mac: str, data: ClientUpdate, checks: Checks) -> Client:
     row = get(session, mac)
     changes = data.model_dump(exclude_unset=True)
     if "hostname" in changes:
@@ -103,7 +80,7 @@ def update(session: Session, mac: str, data: ClientUpdate, catalog: Catalog) -> 
     row.version += 1
     session.add(row)
     session.flush()
-    check_assignment(session, row, catalog)
+    assignments.check(session, row, checks)
     return row
 
 
@@ -222,18 +199,19 @@ def install_public(row: Install) -> InstallPublic:
 CSV_FIELDS = ("mac", "hostname", "profile", "groups")
 
 
-def import_csv(session: Session, text: str, catalog: Catalog) -> int:
+def import_csv(session: Session, text: str, checks: Checks) -> int:
     """Create clients from CSV `mac,hostname,profile,groups` (groups separated by ';' or
     spaces). All rows or none: the first bad row raises InvalidInput naming the row.
 
     Every row is checked in file order, as `create` would check it (exists already, unknown
-    profile, answer-file variables), against registry facts read once; then all rows go in
-    with a few bulk INSERTs instead of one ORM round trip per row."""
+    profile, answer-file variables, the installer's command line), against registry facts
+    read once; then all rows go in with a few bulk INSERTs instead of one ORM round trip per
+    row."""
     reader = csv.reader(io.StringIO(text))
     existing = set(session.exec(select(Client.mac)))
     found_profiles: dict[str, Profile] = {}
     group_vars: dict[str, dict[str, Any]] = {}
-    checked: dict[tuple[str | None, tuple[str, ...]], str | None] = {}
+    checked: dict[tuple[str | None, tuple[str, ...]], dict[str, Any] | str] = {}
     seen: set[str] = set()
     rows: list[tuple[ClientCreate, Profile | None]] = []
     for lineno, fields in enumerate(reader, start=1):
@@ -270,11 +248,15 @@ def import_csv(session: Session, text: str, catalog: Catalog) -> int:
                 row_profile = found_profiles.get(data.profile)
                 if row_profile is None:
                     row_profile = found_profiles[data.profile] = profiles.get(session, data.profile)
-            key = (data.profile, tuple(data.groups))
-            if key not in checked:
-                checked[key] = _assignment_error(session, row_profile, data, catalog, group_vars)
-            if checked[key] is not None:
-                raise InvalidInput("", checked[key] or "")
+            if row_profile is not None:
+                key = (data.profile, tuple(data.groups))
+                if key not in checked:
+                    checked[key] = _row_variables(session, row_profile, data, checks, group_vars)
+                variables = checked[key]
+                if isinstance(variables, str):
+                    raise InvalidInput("", variables)
+                row = _NewClient(data.mac, data.hostname, None)
+                checks.cmdline(row, assignments.snapshot(row, row_profile, variables))
         except (InvalidInput, NotFound, Conflict) as exc:
             raise InvalidInput(f"row {lineno}", exc.message) from None
         rows.append((data, row_profile))
@@ -283,6 +265,14 @@ def import_csv(session: Session, text: str, catalog: Catalog) -> int:
 
 
 _ROW_FIELDS = {"mac", "hostname", "profile", "groups"}
+
+
+class _NewClient(NamedTuple):
+    """What the checks see of a CSV row: a Client row costs ~0.3 ms to build."""
+
+    mac: str
+    hostname: str | None
+    last_arch: str | None
 
 
 def _valid_row(mac: str, hostname: str, profile: str, groups: list[str]) -> ClientCreate | None:
@@ -302,29 +292,28 @@ def _valid_row(mac: str, hostname: str, profile: str, groups: list[str]) -> Clie
         return None
 
 
-def _assignment_error(
+def _row_variables(
     session: Session,
-    profile: Profile | None,
+    profile: Profile,
     data: ClientCreate,
-    catalog: Catalog,
+    checks: Checks,
     group_vars: dict[str, dict[str, Any]],
-) -> str | None:
-    """What check_assignment would say of a new client with these profile and groups (a CSV
-    row has no variables of its own), or None if it passes."""
-    if profile is None or profile.answer_template is None:
-        return None
-    merged: dict[str, Any] = dict(profile.variables)
-    for name in sorted(data.groups):  # groups.variables_for: name order, later wins
+) -> dict[str, Any] | str:
+    """The variables an install of a new client with these profile and groups snapshots (a
+    CSV row has no variables of its own), or what the catalog says against them: the same
+    for every row with this profile and these groups (the command line is not)."""
+    for name in data.groups:
         if name not in group_vars:
             row = session.exec(select(ClientGroup).where(ClientGroup.name == name)).first()
             group_vars[name] = dict(row.variables) if row is not None else {}
-        merged.update(group_vars[name])
-    merged.update(data.variables)
+    # groups.variables_for's order: by name, a later group wins
+    merged = assignments.merge(
+        profile.variables, (group_vars[n] for n in sorted(data.groups)), data.variables
+    )
     try:
-        catalog.check(profile.answer_template, merged)
+        return checks.variables(profile.answer_template, merged)
     except InvalidInput as exc:
         return exc.message
-    return None
 
 
 def _insert_many(session: Session, rows: list[tuple[ClientCreate, Profile | None]]) -> None:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from server.catalog import Catalog
+from server.checks import Checks
 from server.errors import BootfleetError, Conflict, InvalidInput, Unauthorized
 from server.lifecycle import Action, State, compare_and_set, target
-from server.models import FAILURE_LOG_MAX, Client, Install, Profile, utcnow
-from server.registry import clients, events
+from server.models import FAILURE_LOG_MAX, Client, Install, utcnow
+from server.registry import assignments, events
 from server.registry.database import session_scope
 from server.tokens import install_token, new_salt, token_hash
 
@@ -77,24 +76,13 @@ def recent_failures(session: Session, limit: int = 10) -> list[tuple[Install, Cl
 
 
 def reinstall(
-    session: Session, client: Client, policy: Policy, catalog: Catalog, source: str | None
+    session: Session, client: Client, policy: Policy, checks: Checks, source: str | None
 ) -> Install:
     """Start a new install for `client`: pending until its next network boot."""
     to = target(Action.REINSTALL, client.state)
-    if client.profile_id is None:
+    snapshot = assignments.check(session, client, checks)
+    if snapshot is None:
         raise InvalidInput("profile", f"client {client.mac} has no profile to install")
-    profile = session.get(Profile, client.profile_id)
-    assert profile is not None
-    variables = clients.check_assignment(session, client, catalog)
-    snapshot: dict[str, Any] = {
-        "profile": profile.name,
-        "kernel": profile.kernel,
-        "initrd": list(profile.initrd),
-        "cmdline": profile.cmdline,
-        "answer_template": profile.answer_template,
-        "variables": variables,
-        "hostname": client.hostname,
-    }
     salt = new_salt()
     row = Install(
         client_id=client.id,  # type: ignore[arg-type]
@@ -106,7 +94,9 @@ def reinstall(
     session.add(row)
     session.flush()
     compare_and_set(session, client, to, install_id=row.id)
-    events.record(session, client.mac, "reinstall", f"install {row.id} of {profile.name}", source)
+    events.record(
+        session, client.mac, "reinstall", f"install {row.id} of {snapshot['profile']}", source
+    )
     return row
 
 
@@ -284,7 +274,7 @@ def touch_boot(session: Session, install: Install, policy: Policy) -> None:
 
 
 def reinstall_each(
-    engine: Engine, client_ids: list[int], policy: Policy, catalog: Catalog, source: str | None
+    engine: Engine, client_ids: list[int], policy: Policy, checks: Checks, source: str | None
 ) -> list[tuple[str, str | None]]:
     """Reinstall many clients, each in its own transaction, so that one that cannot take a
     reinstall (no profile, already installing) does not hold back the rest.
@@ -301,7 +291,7 @@ def reinstall_each(
                 if client is None:  # deleted meanwhile
                     continue
                 mac = client.mac
-                reinstall(session, client, policy, catalog, source)
+                reinstall(session, client, policy, checks, source)
             outcomes.append((mac, None))
         except BootfleetError as exc:
             outcomes.append((mac, exc.message))

@@ -7,8 +7,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from server.catalog import Catalog
+from server.checks import Checks
 from server.errors import Conflict, InvalidInput, NotFound
 from server.models import Client, Profile, ProfileCreate, ProfileUpdate, keep_redacted, utcnow
+from server.registry import assignments
 
 
 def get(session: Session, name: str) -> Profile:
@@ -29,8 +31,9 @@ def _check_template(catalog: Catalog, name: str | None) -> None:
         )
 
 
-def create(session: Session, data: ProfileCreate, catalog: Catalog) -> Profile:
-    _check_template(catalog, data.answer_template)
+def create(session: Session, data: ProfileCreate, checks: Checks) -> Profile:
+    _check_template(checks.catalog, data.answer_template)
+    checks.cmdline_template(data.cmdline)
     if session.exec(select(Profile.id).where(Profile.name == data.name)).first() is not None:
         raise Conflict(f"profile {data.name!r} exists already")
     row = Profile.model_validate(data.model_dump())
@@ -42,11 +45,14 @@ def create(session: Session, data: ProfileCreate, catalog: Catalog) -> Profile:
     return row
 
 
-def update(session: Session, name: str, data: ProfileUpdate, catalog: Catalog) -> Profile:
+def update(session: Session, name: str, data: ProfileUpdate, checks: Checks) -> Profile:
+    """Change the fields sent; every client of the profile must still pass the checks."""
     row = get(session, name)
     changes = data.model_dump(exclude_unset=True)
     if "answer_template" in changes:
-        _check_template(catalog, changes["answer_template"])
+        _check_template(checks.catalog, changes["answer_template"])
+    if changes.get("cmdline") is not None:
+        checks.cmdline_template(changes["cmdline"])
     for key, value in changes.items():
         if value is None and key in {"kernel", "initrd", "cmdline", "variables"}:
             raise InvalidInput(key, "may not be null")
@@ -55,6 +61,8 @@ def update(session: Session, name: str, data: ProfileUpdate, catalog: Catalog) -
         setattr(row, key, value)
     row.updated_at = utcnow()
     session.add(row)
+    if changes:
+        assignments.check_users(session, row, checks)
     return row
 
 

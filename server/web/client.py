@@ -37,7 +37,7 @@ class Variable:
 
 def variable_sources(session: Session, row: Client, group_names: list[str]) -> list[Variable]:
     """Profile defaults, then each group in name order, then the client: the same order
-    clients.merged_variables applies, with the layer each value comes from."""
+    assignments.merged_variables applies, with the layer each value comes from."""
     layers: list[tuple[str, dict[str, Any]]] = []
     if row.profile_id is not None:
         profile = session.get(Profile, row.profile_id)
@@ -134,7 +134,7 @@ def client_reinstall(mac: str) -> ResponseReturnValue:
         return confirm(f"Reinstall {mac} at its next network boot?", request.path)
     with session_scope(f.engine, write=True) as s:
         row = clients.get(s, mac)
-        install = installs.reinstall(s, row, f.policy, f.catalog, actor())
+        install = installs.reinstall(s, row, f.policy, f.checks, actor())
     flash(f"Reinstall requested (install {install.id}); it starts at the next network boot.", "ok")
     return redirect(url_for("web.client_page", mac=row.mac), 303)
 
@@ -178,7 +178,7 @@ def client_edit(mac: str) -> ResponseReturnValue:
     try:
         data = build(ClientUpdate, client_form_data())
         with session_scope(fleet().engine, write=True) as s:
-            row = clients.update(s, mac, data, fleet().catalog)
+            row = clients.update(s, mac, data, fleet().checks)
             events.record(s, row.mac, "updated", "hostname, profile, groups, variables", actor())
     except BootfleetError as exc:
         return page(

@@ -167,11 +167,11 @@ def apply(action: str, mac: str, profile: str) -> None:
     with session_scope(f.engine, write=True) as s:
         row = clients.get(s, mac)
         if action == "reinstall":
-            installs.reinstall(s, row, f.policy, f.catalog, actor())
+            installs.reinstall(s, row, f.policy, f.checks, actor())
         elif action == "cancel":
             installs.cancel(s, row, actor())
         else:
-            clients.update(s, mac, ClientUpdate(profile=profile), f.catalog)
+            clients.update(s, mac, ClientUpdate(profile=profile), f.checks)
             events.record(s, row.mac, "updated", "profile", actor())
 
 
@@ -200,7 +200,7 @@ def client_new() -> ResponseReturnValue:
     try:
         data = build(ClientCreate, {"mac": request.form.get("mac", ""), **client_form_data()})
         with session_scope(fleet().engine, write=True) as s:
-            row = clients.create(s, data, fleet().catalog)
+            row = clients.create(s, data, fleet().checks)
             events.record(s, row.mac, "registered", f"profile {data.profile or '-'}", actor())
     except BootfleetError as exc:
         error_field = exc.field if isinstance(exc, InvalidInput) else None
@@ -228,7 +228,7 @@ def client_import() -> ResponseReturnValue:
         return page("import.html", 400, text="", error="The file is not UTF-8 text.")
     try:
         with session_scope(fleet().engine, write=True) as s:
-            count = clients.import_csv(s, text, fleet().catalog)
+            count = clients.import_csv(s, text, fleet().checks)
     except BootfleetError as exc:
         bad_row = bad_row_number(exc)
         rows = text.splitlines()

@@ -52,7 +52,7 @@ def profile_new() -> ResponseReturnValue:
     try:
         data = build(ProfileCreate, {"name": request.form.get("name", "").strip(), **form_data()})
         with session_scope(fleet().engine, write=True) as s:
-            profiles.create(s, data, fleet().catalog)
+            profiles.create(s, data, fleet().checks)
     except BootfleetError as exc:
         return failed_form(exc)
     flash(f"Profile {data.name} created.", "ok")
@@ -68,7 +68,7 @@ def profile_page(name: str) -> ResponseReturnValue:
         try:
             data = build(ProfileUpdate, form_data())
             with session_scope(fleet().engine, write=True) as s:
-                profiles.update(s, name, data, fleet().catalog)
+                profiles.update(s, name, data, fleet().checks)
         except BootfleetError as exc:
             return failed_form(exc, profile=row, users=users)
         flash(f"Profile {name} saved.", "ok")

@@ -1,7 +1,7 @@
 from flask.testing import FlaskClient
 
 from server.fleet import Fleet
-from server.registry import clients
+from server.registry import assignments, clients
 from server.registry.database import session_scope
 from tests.conftest import PROFILE
 
@@ -49,7 +49,7 @@ def test_variables_precedence_profile_group_client(
         c = clients.get(s, "52:54:00:00:08:01")
         from server.registry import profiles
 
-        merged = clients.merged_variables(s, c, profiles.get(s, "debian12"))
+        merged = assignments.merged_variables(s, c, profiles.get(s, "debian12"))
     assert merged == {"locale": "de_DE", "timezone": "Europe/Berlin", "disk": "/dev/nvme0n1"}
 
 

@@ -212,12 +212,15 @@ def test_bad_variable_is_refused_at_reinstall_time(
     }
     client.post("/api/v1/profiles", json=profile, headers=auth)
     client.post(
-        "/api/v1/clients", json={"mac": "52:54:00:00:0b:01", "profile": "deb"}, headers=auth
+        "/api/v1/clients",
+        json={"mac": "52:54:00:00:0b:01", "profile": "deb", "groups": ["lab"]},
+        headers=auth,
     )
-    # the profile changes after assignment: the reinstall request catches it
-    client.patch(
-        "/api/v1/profiles/deb", json={"variables": {"root_password_hash": "x\ny"}}, headers=auth
-    )
+    bad = {"variables": {"root_password_hash": "x\ny"}}
+    r = client.patch("/api/v1/profiles/deb", json=bad, headers=auth)  # checked for its clients
+    assert r.status_code == 400 and "client 52:54:00:00:0b:01" in r.json["error"]["message"]
+    # a group's variables change after assignment (unchecked): the reinstall request catches it
+    assert client.patch("/api/v1/groups/lab", json=bad, headers=auth).status_code == 200
     r = client.post("/api/v1/clients/52:54:00:00:0b:01/reinstall", headers=auth)
     assert r.status_code == 400 and r.json["error"]["field"] == "variables.root_password_hash", (
         r.text

@@ -1,0 +1,82 @@
+"""What a client's profile assignment installs, checked: the snapshot a reinstall takes.
+
+Variables merge profile defaults, then the client's groups in name order, then the client.
+Client create, update and CSV import, a profile's change (for each of its clients) and a
+reinstall all run the same Checks on the snapshot, so what passed here is what boots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, select
+
+from server.checks import Checks
+from server.errors import InvalidInput
+from server.models import Client, Profile
+from server.registry import groups
+
+if TYPE_CHECKING:
+    from server.booter import Machine
+
+
+def merge(
+    profile_vars: dict[str, Any], group_vars: Iterable[dict[str, Any]], client_vars: dict[str, Any]
+) -> dict[str, Any]:
+    """Profile defaults, overridden by each group in turn, then by the client itself."""
+    merged = dict(profile_vars)
+    for layer in group_vars:
+        merged.update(layer)
+    merged.update(client_vars)
+    return merged
+
+
+def merged_variables(session: Session, client: Client, profile: Profile) -> dict[str, Any]:
+    assert client.id is not None
+    return merge(profile.variables, groups.variables_for(session, client.id), client.variables)
+
+
+def checked(
+    client: Client, profile: Profile, merged: dict[str, Any], checks: Checks
+) -> dict[str, Any]:
+    """The install snapshot of `profile` for `client` with `merged` variables, after the
+    checks: InvalidInput naming the variable or `cmdline` if it would not install."""
+    snap = snapshot(client, profile, checks.variables(profile.answer_template, merged))
+    checks.cmdline(client, snap)
+    return snap
+
+
+def snapshot(client: Machine, profile: Profile, variables: dict[str, Any]) -> dict[str, Any]:
+    """What an install keeps of its profile, with variables the catalog has checked."""
+    return {
+        "profile": profile.name,
+        "kernel": profile.kernel,
+        "initrd": list(profile.initrd),
+        "cmdline": profile.cmdline,
+        "answer_template": profile.answer_template,
+        "variables": variables,
+        "hostname": client.hostname,
+    }
+
+
+def check(session: Session, client: Client, checks: Checks) -> dict[str, Any] | None:
+    """The snapshot a reinstall of `client` would take now, checked (None: no profile)."""
+    if client.profile_id is None:
+        return None
+    profile = session.get(Profile, client.profile_id)
+    assert profile is not None
+    return checked(client, profile, merged_variables(session, client, profile), checks)
+
+
+def check_users(session: Session, profile: Profile, checks: Checks) -> None:
+    """Every client of `profile` still passes with the profile as it is now; the first that
+    does not is an InvalidInput on the same field, naming the client."""
+    users = list(session.exec(select(Client).where(Client.profile_id == profile.id)))
+    layers = groups.variables_by_client(session, [c.id for c in users if c.id is not None])
+    for client in users:
+        merged = merge(profile.variables, layers.get(client.id or 0, []), client.variables)
+        try:
+            checked(client, profile, merged, checks)
+        except InvalidInput as exc:
+            raise InvalidInput(exc.field, f"client {client.mac}: {exc.detail}") from None
