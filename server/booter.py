@@ -99,20 +99,30 @@ class Booter:
             client.last_seen_at = utcnow()
             session.add(client)
             install = installs.current(session, client)
-            if client.state == "pending" and install is not None:
+            may_install = client.state == "pending" or (
+                client.state == "booting"
+                and install is not None
+                and installs.within_grace(install, self.policy)
+            )
+            if install is None or not may_install:
+                return BootSpec.local(mac, f"client is {client.state}: local boot")
+            try:
+                spec = self.installer_spec(session, client, install)
+            except InvalidInput as exc:
+                # Checked when the install was requested (Checks); an install requested
+                # before those checks, or a context that changed since (the arch a firmware
+                # reports), ends here: local boot, and the client stays as it is.
+                log.error("installer for %s (%s) not served: %s", mac, client.hostname, exc)
+                events.record(session, mac, "boot_failed", f"installer not served: {exc}", peer)
+                return BootSpec.local(mac, f"installer does not render ({exc.field}): local boot")
+            if client.state == "pending":
                 installs.boot_served(session, client, install, self.policy, peer, "boot config")
                 log.info(
                     "installer boot config for %s (%s) served to %s", mac, client.hostname, peer
                 )
-                return self.installer_spec(session, client, install)
-            if (
-                client.state == "booting"
-                and install
-                and installs.within_grace(install, self.policy)
-            ):
+            else:
                 installs.touch_boot(session, install, self.policy)
-                return self.installer_spec(session, client, install)
-            return BootSpec.local(mac, f"client is {client.state}: local boot")
+            return spec
 
     def install_url(self, install: Install) -> str:
         return self._install_url(self.policy.token(install))

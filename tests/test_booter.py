@@ -1,13 +1,20 @@
+import dataclasses
+import logging
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from sqlmodel import select
 
+from server.api import create_app
+from server.config import DEFAULT_TEMPLATES_DIR, Settings
 from server.fleet import Fleet
-from server.models import Discovered, Event, Install
-from server.registry import clients, installs
+from server.models import ClientCreate, Discovered, Event, Install, ProfileCreate
+from server.registry import clients, events, installs, profiles
 from server.registry.database import session_scope
+from tests.conftest import MAC
 from tests.helpers import install_path
 
 
@@ -99,3 +106,54 @@ def test_variables_cannot_override_fixed_context(fleet: Fleet, registered: str) 
     spec = fleet.booter.resolve(registered, None, None)
     assert spec.install_url and spec.install_url.startswith("http://198.18.0.1:8080/")
     assert "evil" not in spec.cmdline
+
+
+def break_snapshot(fleet: Fleet, mac: str, cmdline: str) -> None:
+    """An install's command line as a Bootfleet before the assignment checks could store it."""
+    with session_scope(fleet.engine, write=True) as s:
+        install = installs.current(s, clients.get(s, mac))
+        assert install is not None
+        install.profile_snapshot = {**install.profile_snapshot, "cmdline": cmdline}
+        s.add(install)
+
+
+def test_installer_that_does_not_render_boots_from_disk_and_says_why(
+    client: FlaskClient, fleet: Fleet, registered: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    request_reinstall(fleet, registered)
+    break_snapshot(fleet, registered, "auto=true x=${net0/ip}")
+    with caplog.at_level(logging.ERROR, logger="server.booter"):
+        r = client.get(f"/ipxe?mac={registered}")
+    assert r.status_code == 200 and "kernel" not in r.text and "exit" in r.text, r.text
+    assert "installer does not render (cmdline): local boot" in r.text
+    [line] = [rec.getMessage() for rec in caplog.records if rec.name == "server.booter"]
+    assert line.startswith(f"installer for {registered} (pc01) not served: cmdline: iPXE")
+    with session_scope(fleet.engine) as s:
+        assert clients.get(s, registered).state == "pending"  # as it was
+        kinds = [(e.kind, e.detail) for e in events.list_events(s, registered, 1)]
+    assert kinds == [("boot_failed", "installer not served: cmdline: " + line.split(": ", 2)[2])]
+    break_snapshot(fleet, registered, "auto=true")  # mended: the next boot installs
+    assert fleet.booter.resolve(registered, None, None).action == "install"
+
+
+def test_boot_template_that_does_not_render_is_logged_with_the_mac(
+    tmp_path: Path, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(DEFAULT_TEMPLATES_DIR, templates)
+    ipxe = templates / "boot" / "ipxe.j2"
+    ipxe.write_text(ipxe.read_text().replace("spec.kernel.url", "spec.kernel.missing"))
+    fleet = Fleet.open(dataclasses.replace(settings, templates_dir=templates))
+    try:
+        app = create_app(fleet=fleet, test_config={"TESTING": True})
+        with session_scope(fleet.engine, write=True) as s:
+            profiles.create(s, ProfileCreate(name="p", kernel="debian/linux"), fleet.checks)
+            row = clients.create(s, ClientCreate(mac=MAC, profile="p"), fleet.checks)
+            installs.reinstall(s, row, fleet.policy, fleet.checks, "test")
+        with caplog.at_level(logging.ERROR, logger="server.api.boot"):
+            r = app.test_client().get(f"/ipxe?mac={MAC}")
+    finally:
+        fleet.close()
+    assert r.status_code == 500  # iPXE's `chain ... || goto disk` boots the disk
+    [line] = [rec.getMessage() for rec in caplog.records if rec.name == "server.api.boot"]
+    assert line.startswith(f"iPXE script for {MAC} (install 1 of profile p) does not render")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import jinja2
 from flask import Blueprint, Response, request
 from sqlalchemy import func
 from sqlmodel import select
@@ -12,6 +13,7 @@ from sqlmodel import select
 from server.api.context import fleet, peer
 from server.api.docs import doc
 from server.bootspec import BootSpec
+from server.errors import BootfleetError, InvalidInput
 from server.imagefiles import send_image
 from server.models import Client
 from server.registry.database import session_scope
@@ -52,7 +54,12 @@ def ipxe_script() -> Response:
     arch = request.args.get("arch") or None
     # A busy registry raises Unavailable: 503, and the chain script's `|| exit` boots the disk.
     spec = f.booter.resolve(mac, arch, peer())
-    return Response(f.renderer.render_boot(spec, "ipxe"), mimetype="text/plain")
+    try:
+        text = f.renderer.render_boot(spec, "ipxe")
+    except (jinja2.TemplateError, InvalidInput) as exc:  # boot/ipxe.j2 edited on disk
+        log.error("iPXE script for %s (%s) does not render: %s", spec.mac, spec.reason, exc)
+        raise BootfleetError("the boot script does not render; the server log says why") from None
+    return Response(text, mimetype="text/plain")
 
 
 @bp.get("/images/<path:relpath>")
