@@ -21,6 +21,8 @@ from server.macaddr import normalize_mac
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_NOT_ONE_WORD = re.compile(r"""[^!-~]|["',\\]""")
+_IMAGE_PATH_PART = re.compile(r"[A-Za-z0-9._+~@-]+")
 FAILURE_LOG_MAX = 64 * 1024
 
 
@@ -92,13 +94,23 @@ def _mac(value: str) -> str:
 
 
 def _check_image_ref(value: str) -> str:
-    if not value or any(ord(c) < 32 for c in value):
-        raise ValueError("must be a path under the images directory or an http(s) URL")
+    """A kernel or initrd: a path under images/ or an http(s) URL that all three boot
+    loaders take as one word (server/cmdline.py): pxelinux's KERNEL ends at a blank and its
+    INITRD splits at commas, iPXE expands ${, GRUB escapes quotes and backslashes."""
+    if not value or _NOT_ONE_WORD.search(value):
+        raise ValueError(
+            "must be a path under the images directory or an http(s) URL, in printable ASCII"
+            " without blanks, quotes, commas or backslashes"
+        )
     if value.startswith(("http://", "https://")):
+        if "${" in value:
+            raise ValueError("must not contain '${' (iPXE expands it)")
         return value
     parts = value.split("/")
-    if value.startswith("/") or any(p in {"", ".", ".."} for p in parts) or "\\" in value:
+    if value.startswith("/") or any(p in {"", ".", ".."} for p in parts):
         raise ValueError("must be a relative path under the images directory, without '..'")
+    if not all(_IMAGE_PATH_PART.fullmatch(p) for p in parts):
+        raise ValueError("use letters, digits and . _ + ~ @ - in paths under the images directory")
     return value
 
 

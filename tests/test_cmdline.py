@@ -160,6 +160,14 @@ def test_grub_word(path: str, word: str) -> None:
     assert cmdline.grub_word(path) == word
 
 
+def test_a_kernel_url_is_one_grub_word(renderer: Renderer, tmp_path: Path) -> None:
+    url = "http://mirror.example/k?a=1&b=2;c"
+    spec = BootSpec(
+        action="install", mac="52:54:00:12:34:56", kernel=ImageRef(url=url), cmdline="quiet"
+    )
+    assert grub_words(renderer.render_boot(spec, "grub"), tmp_path) == [url, "quiet"]
+
+
 # --- the loaders, from their sources ----------------------------------------------------
 
 

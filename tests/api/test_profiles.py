@@ -1,3 +1,4 @@
+import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import PROFILE
@@ -34,6 +35,25 @@ def test_url_kernels_are_accepted(client: FlaskClient, auth: dict) -> None:
         "initrd": ["https://m.example/i.gz"],
     }
     assert client.post("/api/v1/profiles", json=body, headers=auth).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "where", "message"),
+    [
+        ("kernel", "debian 12/linux", "kernel", "without blanks"),
+        ("kernel", "debian/lin%75x", "kernel", "use letters, digits"),
+        ("kernel", "http://m.example/${net0/ip}/linux", "kernel", "iPXE expands"),
+        ("initrd", ["debian/a,b.gz"], "initrd.0", "commas"),
+        ("initrd", ['http://m.example/i "x".gz'], "initrd.0", "quotes"),
+    ],
+)
+def test_image_paths_every_boot_loader_takes_as_one_word(
+    client: FlaskClient, auth: dict, field: str, value: object, where: str, message: str
+) -> None:
+    body = {"name": "odd", "kernel": "debian/linux", field: value}
+    r = client.post("/api/v1/profiles", json=body, headers=auth)
+    assert r.status_code == 400 and r.json["error"]["field"] == where, r.text
+    assert message in r.json["error"]["message"]
 
 
 def test_running_install_keeps_its_snapshot(
