@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,103 @@ def test_watcher_reports_a_failed_step(serve: Serve, d_i_root: Path, recorder: R
     ]
     assert json.loads(posts[0][2]) == {"percent": 5, "message": "installer started"}
     assert failure in json.loads(posts[1][2])["log"]
+
+
+def start_watcher(serve: Serve, d_i_root: Path, url: str, ask_limit: int = 60) -> None:
+    """`bootfleet.sh start` in the installer, its output a pipe, as log-output runs it."""
+    script = helper(serve("debian-preseed", **VARS)).replace(INSTALL_URL, url)
+    (d_i_root / "tmp/bootfleet.sh").write_text(script)
+    (d_i_root / "tmp/bootfleet.done").unlink(missing_ok=True)
+    env = {**os.environ, "BOOTFLEET_ASK_LIMIT": str(ask_limit)}
+    # capture_output waits for EOF on the pipes: a watcher holding them hangs d-i the same way.
+    subprocess.run(
+        ["chroot", str(d_i_root), "/bin/sh", "/tmp/bootfleet.sh", "start"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+        env=env,
+    )
+
+
+def wait_posts(posts: list, count: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len(posts) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def test_start_returns_while_the_watcher_runs(
+    serve: Serve, d_i_root: Path, recorder: Recorder
+) -> None:
+    """d-i waits for early_command's output pipe to close; the watcher must not hold it."""
+    url, posts = recorder
+    (d_i_root / "var/log/syslog").write_text("kernel: boot\n")
+    started = time.monotonic()
+    start_watcher(serve, d_i_root, url)
+    assert time.monotonic() - started < 25
+    (d_i_root / "tmp/bootfleet.done").touch()  # the watcher ends within its 5 s poll
+    assert [p[0] for p in posts] == ["/api/v1/installs/tok/progress"]
+
+
+@pytest.fixture
+def d_i_proc(d_i_root: Path) -> Iterator[Path]:
+    """The host's /proc inside the unpacked installer (the watcher reads it)."""
+    proc = d_i_root / "proc"
+    proc.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True)
+    try:
+        yield proc
+    finally:
+        subprocess.run(["umount", "-l", str(proc)], check=False)
+
+
+def test_watcher_reports_a_question_nobody_answers(
+    serve: Serve, d_i_root: Path, d_i_proc: Path, recorder: Recorder
+) -> None:
+    """A process that looks like d-i's text frontend sits in select(): a dialog is shown.
+
+    perl renames itself to the frontend's command line and blocks in select(2), as cdebconf's
+    newt frontend does while a question waits on the terminal."""
+    if shutil.which("perl") is None:
+        pytest.skip("needs perl for the stand-in frontend")
+    url, posts = recorder
+    (d_i_root / "var/log/syslog").write_text("choose-mirror[9]: the mirror is bad\n")
+    frontend = subprocess.Popen(
+        ["perl", "-e", '$0 = "debconf -o d-i /usr/bin/main-menu"; select(undef, undef, undef, 60)'],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        start_watcher(serve, d_i_root, url, ask_limit=10)
+        wait_posts(posts, 2, timeout=60)
+    finally:
+        frontend.kill()
+        frontend.wait()
+        (d_i_root / "tmp/bootfleet.done").touch()
+    assert [p[0] for p in posts] == [
+        "/api/v1/installs/tok/progress",
+        "/api/v1/installs/tok/failed",
+    ]
+    log = json.loads(posts[1][2])["log"]
+    assert log.startswith("bootfleet: the installer has waited 10 s for an answer")
+    assert "choose-mirror[9]: the mirror is bad" in log
+
+
+def test_watcher_ignores_a_busy_installer(
+    serve: Serve, d_i_root: Path, d_i_proc: Path, recorder: Recorder
+) -> None:
+    """The frontend reading its confmodule pipe (a progress bar, work) is not a question."""
+    url, posts = recorder
+    (d_i_root / "var/log/syslog").write_text("kernel: boot\n")
+    frontend = subprocess.Popen(
+        ["perl", "-e", '$0 = "debconf -o d-i /usr/bin/main-menu"; my $l = <STDIN>;'],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        start_watcher(serve, d_i_root, url, ask_limit=10)
+        time.sleep(20)
+    finally:
+        frontend.kill()
+        frontend.wait()
+        assert frontend.stdin is not None
+        frontend.stdin.close()
+        (d_i_root / "tmp/bootfleet.done").touch()
+    assert [p[0] for p in posts] == ["/api/v1/installs/tok/progress"]
