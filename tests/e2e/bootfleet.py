@@ -38,7 +38,7 @@ class Network(Protocol):
 
     def popen(self, cmd: Sequence[str], log: Path) -> subprocess.Popen[bytes]: ...
 
-    def http(self, port: int = HTTP_PORT) -> NsHttp: ...
+    def http(self, port: int = HTTP_PORT, host: str | None = None) -> NsHttp: ...
 
 
 @dataclass
@@ -51,6 +51,8 @@ class Bootfleet:
     api: NsHttp | None = None
     proc: subprocess.Popen[bytes] | None = None
     profiles: set[str] = field(default_factory=set)
+    boot_timeout: int = BOOT_TIMEOUT
+    progress_timeout: int = PROGRESS_TIMEOUT
 
     @property
     def data_dir(self) -> Path:
@@ -118,22 +120,39 @@ class Bootfleet:
             "--tftp-port",
             "69",
             "--boot-timeout",
-            str(BOOT_TIMEOUT),
+            str(self.boot_timeout),
             "--progress-timeout",
-            str(PROGRESS_TIMEOUT),
+            str(self.progress_timeout),
             "--reap-interval",
             "1",
             "--log-level",
             "info",
         ]
         self.proc = self.lab.popen(cmd, self.log)
-        self.api = self.lab.http()
+        self.api = self.lab.http(host=self.address)
         try:
             self.api.wait_up("/healthz", timeout=60)
         except TimeoutError:
             raise RuntimeError(f"bootfleet serve did not come up:\n{self.log_text()}") from None
         self.token = self.cli("token", "create").strip()
         return self
+
+    def import_netboot(self, name: str, tree: Path) -> None:
+        """`bootfleet images import NAME --from-netboot TREE`, as the README tells admins."""
+        subprocess.run(
+            [
+                *bootfleet_cli(),
+                "images",
+                "--images-dir",
+                str(self.images_dir),
+                "import",
+                name,
+                "--from-netboot",
+                str(tree),
+            ],
+            check=True,
+            capture_output=True,
+        )
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -22,6 +22,10 @@ from pathlib import Path
 
 BRIDGE = "br0"
 SERVER_IP = "198.18.0.1"
+# A second boot server on the same bridge, for tests that need their own `bootfleet serve`
+# (other deadlines); MACs given the dnsmasq tag ALT_TAG boot from it.
+ALT_SERVER_IP = "198.18.0.2"
+ALT_TAG = "alt"
 PREFIX = 24
 SERVER_IP6 = "2001:db8::1"
 HTTP_PORT = 8080
@@ -175,10 +179,19 @@ def dnsmasq_conf(
         "dhcp-userclass=set:ipxe,iPXE",
         # iPXE (a NIC ROM or one we chain-loaded): straight to Bootfleet's HTTP script;
         # this guard stops iPXE from loading iPXE forever.
-        f"dhcp-boot=tag:ipxe,tag:!pxelinux,tag:!tftpipxe,http://{server_ip}:{HTTP_PORT}/boot.ipxe",
+        f"dhcp-boot=tag:ipxe,tag:!pxelinux,tag:!tftpipxe,tag:!{ALT_TAG},"
+        f"http://{server_ip}:{HTTP_PORT}/boot.ipxe",
         # PXE ROMs: a boot loader over TFTP from next-server = Bootfleet.
-        f"dhcp-boot=tag:bios,tag:!ipxe,undionly.kpxe,,{server_ip}",
-        f"dhcp-boot=tag:efi64,tag:!ipxe,tag:!grub,snponly.efi,,{server_ip}",
+        f"dhcp-boot=tag:bios,tag:!ipxe,tag:!{ALT_TAG},undionly.kpxe,,{server_ip}",
+        f"dhcp-boot=tag:efi64,tag:!ipxe,tag:!grub,tag:!{ALT_TAG},snponly.efi,,{server_ip}",
+        "# --- the second boot server: the same default chain ---",
+        # A router and a name server as on a real LAN (the server's address: no forwarding,
+        # nothing on port 53), so debian-installer's netcfg asks nothing.
+        f"dhcp-option=tag:{ALT_TAG},option:router,{ALT_SERVER_IP}",
+        f"dhcp-option=tag:{ALT_TAG},option:dns-server,{ALT_SERVER_IP}",
+        f"dhcp-boot=tag:{ALT_TAG},tag:ipxe,http://{ALT_SERVER_IP}:{HTTP_PORT}/boot.ipxe",
+        f"dhcp-boot=tag:{ALT_TAG},tag:bios,tag:!ipxe,undionly.kpxe,,{ALT_SERVER_IP}",
+        f"dhcp-boot=tag:{ALT_TAG},tag:efi64,tag:!ipxe,snponly.efi,,{ALT_SERVER_IP}",
         "# --- lab only: per-MAC choice of boot chain ---",
         f"dhcp-boot=tag:pxelinux,pxelinux.0,,{server_ip}",
         f"dhcp-boot=tag:tftpipxe,tag:ipxe,boot.ipxe,,{server_ip}",
@@ -221,6 +234,7 @@ class Lab:
         ns = self.netns
         ns.ip("link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0")
         ns.ip("addr", "add", f"{SERVER_IP}/{PREFIX}", "dev", BRIDGE)
+        ns.ip("addr", "add", f"{ALT_SERVER_IP}/{PREFIX}", "dev", BRIDGE)
         ns.ip("-6", "addr", "add", f"{SERVER_IP6}/64", "dev", BRIDGE, "nodad")
         ns.ip("link", "set", BRIDGE, "up")
         return self
@@ -274,8 +288,8 @@ class Lab:
         self.procs.append(proc)
         return proc
 
-    def http(self, port: int = HTTP_PORT) -> NsHttp:
-        return NsHttp(self.netns.name, SERVER_IP, port)
+    def http(self, port: int = HTTP_PORT, host: str | None = None) -> NsHttp:
+        return NsHttp(self.netns.name, host or SERVER_IP, port)
 
     def dnsmasq_log(self) -> str:
         p = self.workdir / "dnsmasq.log"

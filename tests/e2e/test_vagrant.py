@@ -167,8 +167,8 @@ class HostNet:
         self.procs.append(proc)
         return proc
 
-    def http(self, port: int = HTTP_PORT) -> NsHttp:
-        return NsHttp(None, self.address, port)
+    def http(self, port: int = HTTP_PORT, host: str | None = None) -> NsHttp:
+        return NsHttp(None, host or self.address, port)
 
     def close(self) -> None:
         for proc in reversed(self.procs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -49,6 +50,17 @@ class VM:
     def serial(self) -> Path:
         return self.logs[-1]
 
+    @property
+    def serial_socket(self) -> Path:
+        return self.workdir / f"{self.name}.serial.sock"
+
+    def type(self, text: str) -> None:
+        """Send keystrokes to the serial console."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(self.serial_socket))
+            sock.sendall(text.encode())
+            time.sleep(0.2)
+
     def command(self, serial: Path) -> list[str]:
         assert self.tap is not None
         nic = ",".join(
@@ -71,7 +83,13 @@ class VM:
             ("-smp", "1"),
             ("-display", "none"),
             ("-vga", "none"),
-            ("-serial", f"file:{serial}"),
+            # The console goes to a file per boot; the same port answers on a socket, so a
+            # person (or a test) can type at the installer: socat - UNIX:<name>.serial.sock
+            (
+                "-chardev",
+                f"socket,id=ser0,path={self.serial_socket},server=on,wait=off,logfile={serial}",
+            ),
+            ("-serial", "chardev:ser0"),
             ("-netdev", f"tap,id=n0,ifname={self.tap},script=no,downscript=no"),
             ("-device", nic),
             ("-drive", f"file={self.disk},if=none,id=d0,format=raw"),
