@@ -1,9 +1,11 @@
 """Render boot configs and answer files from pxe_templates/ with Jinja2.
 
 Strict: a missing variable is an error (StrictUndefined), never an empty string in a kernel
-command line. Admin-supplied strings (a profile's command line) render in Jinja2's sandbox
-into the canonical command line of server/cmdline.py, which the boot templates write through
-that module's filters (grub_args, ipxe_args, pxelinux_append).
+command line. Admin-supplied strings (a profile's command line) render in Jinja2's immutable
+sandbox: no Python internals, no changing a list or dict (jinja2>=3.1.6, which closed the
+sandbox escapes through str.format and |attr). They render into the canonical command line
+of server/cmdline.py, which the boot templates write through that module's filters
+(grub_args, ipxe_args, pxelinux_append).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from server import cmdline
 from server.bootspec import BootSpec, Flavor
@@ -71,7 +73,9 @@ class Renderer:
             lstrip_blocks=True,
         )
         self.env.filters.update(cmdline.FILTERS)
-        self.sandbox = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+        self.sandbox = ImmutableSandboxedEnvironment(
+            undefined=jinja2.StrictUndefined, autoescape=False
+        )
         self._cmdlines: dict[str, jinja2.Template] = {}
 
     def render_boot(self, spec: BootSpec, flavor: Flavor) -> str:

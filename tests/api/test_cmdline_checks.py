@@ -139,3 +139,29 @@ def test_reinstall_and_group_reinstall(
         "requested": [MAC2],
         "skipped": [{"mac": registered, "reason": message}],
     }, r.text
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # mutating a list or dict (ImmutableSandboxedEnvironment; the context holds only
+        # strings, so these are the template's own)
+        "{% set x = [] %}{{ x.append(1) }}",
+        "{% set x = [] %}{{ x.insert(0, 1) }}",
+        "{% set d = {} %}{{ d.update(a=1) }}",
+        "{% set d = {} %}{{ d.setdefault('a', 1) }}",
+        # reaching Python internals: refused by the plain sandbox already
+        "{{ seed.__class__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ seed|attr('__class__') }}",
+        "{{ seed.format.__self__ }}",
+    ],
+)
+def test_a_template_that_mutates_or_escapes_is_refused(
+    client: FlaskClient, auth: dict[str, str], seeded: str, template: str
+) -> None:
+    r = client.patch("/api/v1/profiles/ubuntu", json={"cmdline": template}, headers=auth)
+    assert r.status_code == 200, r.text  # it compiles; rendering it for a client is refused
+    body = {"mac": MAC2, "profile": seeded}
+    assert "cannot render" in refused(client.post("/api/v1/clients", json=body, headers=auth))
+    assert client.get(f"/api/v1/clients/{MAC2}", headers=auth).status_code == 404
