@@ -106,6 +106,10 @@ def _shared_obj() -> dict[str, Any]:
 @click.option("--tftp-max-blksize", type=int, help="Largest TFTP block size granted (1468).")
 @click.option("--tftp-max-transfers", type=int, help="Concurrent TFTP transfers (500).")
 @click.option("--tftp-per-source", type=int, help="Concurrent TFTP transfers per address (64).")
+@click.option("--tftp-max-timeout", type=int, help="Largest TFTP timeout option honoured (8).")
+@click.option(
+    "--tftp-max-transfer-seconds", type=int, help="A TFTP transfer ends after this (300)."
+)
 @click.option("--tftp-loops", type=int, help="Event-loop threads for TFTP transfers (1).")
 @click.option("--tftp-workers", type=int, help="Threads per TFTP pool (0: 1 on SQLite, else 4).")
 @click.option("--interface", help="Advertise this interface's IPv4 address to clients.")

@@ -45,6 +45,11 @@ class Settings:
     tftp_max_blksize: int = 1468  # RFC 2348 allows more; Ethernet MTU 1500 - 32 does not
     tftp_max_transfers: int = 500  # concurrent transfers in all
     tftp_per_source: int = 64  # concurrent transfers from one address
+    # The largest RFC 2349 `timeout` honoured (a longer one is left out of the OACK), and the
+    # seconds after which a transfer ends, done or not: with the defaults a silent peer frees
+    # its slot within 48 s, any peer within 300 s (docs/tftp.md).
+    tftp_max_timeout: int = 8
+    tftp_max_transfer_seconds: int = 300
     # Event-loop threads for TFTP transfers. One Python thread runs at a time, so a second
     # loop mostly adds GIL hand-offs: one loop served a 200-client storm ~20 % faster
     # (docs/tftp.md). A server with idle cores and many clients may try 2.
@@ -138,6 +143,8 @@ _BOUNDS: tuple[tuple[str, float, float], ...] = (
     ("tftp_max_blksize", 8, 65464),  # RFC 2348 (server.tftp.options; importing it costs 60 ms)
     ("tftp_max_transfers", 1, _NO_LIMIT),
     ("tftp_per_source", 1, _NO_LIMIT),
+    ("tftp_max_timeout", 1, 255),  # RFC 2349
+    ("tftp_max_transfer_seconds", 1, 24 * 60 * 60),
     ("tftp_loops", 1, 16),
     ("tftp_workers", 0, 64),
     ("boot_timeout", 0, _NO_LIMIT),  # 0: deadlines pass at once (the race tests use it)

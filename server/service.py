@@ -129,6 +129,8 @@ def start_tftp(fleet: Fleet) -> TftpService | None:
         max_blksize=s.tftp_max_blksize,
         max_transfers=s.tftp_max_transfers,
         per_source_max=s.tftp_per_source,
+        max_timeout=s.tftp_max_timeout,
+        max_transfer_seconds=s.tftp_max_transfer_seconds,
         loops=s.tftp_loops,
         workers=s.tftp_threads,
     )

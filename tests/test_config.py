@@ -76,6 +76,8 @@ def test_database_url_wins_over_data_dir() -> None:
         ({}, {"rate_limit": -0.5}, "--rate-limit: must be at least 0"),
         ({}, {"reap_interval": 0}, "--reap-interval: must be at least 0.01"),
         ({}, {"tftp_workers": -1}, "--tftp-workers: must be 0 to 64"),
+        ({"BOOTFLEET_TFTP_MAX_TIMEOUT": "256"}, {}, "BOOTFLEET_TFTP_MAX_TIMEOUT: must be 1 to 255"),
+        ({}, {"tftp_max_transfer_seconds": 0}, "--tftp-max-transfer-seconds: must be 1 to"),
     ],
 )
 def test_out_of_range_value_is_refused_naming_its_source(

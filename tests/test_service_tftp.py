@@ -165,3 +165,17 @@ def test_tftp_pools_get_the_configured_threads(
             service.stop()
     finally:
         fleet.close()
+
+
+def test_tftp_gets_the_configured_bounds(settings: Settings) -> None:
+    bounds = {"tftp_max_timeout": 3, "tftp_max_transfer_seconds": 90}
+    fleet = Fleet.open(settings.replace(bind="127.0.0.1", tftp_enabled=True, tftp_port=0, **bounds))
+    try:
+        service = start_tftp(fleet)
+        assert service is not None
+        try:
+            assert (service.max_timeout, service.max_transfer_seconds) == (3, 90)
+        finally:
+            service.stop()
+    finally:
+        fleet.close()

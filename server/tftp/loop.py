@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from server.tftp import packets
 from server.tftp.content import Source
-from server.tftp.options import negotiate
+from server.tftp.options import DEFAULT_MAX_TIMEOUT, negotiate
 from server.tftp.stats import TftpStats
 from server.tftp.transfer import Transfer
 
@@ -36,6 +36,12 @@ Peer = tuple[str, int]
 # storm's wall ~4 % shorter for ~8 % more server CPU (docs/tftp.md).
 SPIN_POLLS = 50
 SPIN_TRANSFERS = 32
+# Ends the client is told of (ERROR 0 with this text); a timeout or a client's ERROR is not.
+_TOLD = {
+    "file_changed": "file_changed",
+    "shutdown": "shutdown",
+    "too_long": "transfer took too long",
+}
 
 
 @dataclass
@@ -58,6 +64,8 @@ class LoopConfig:
     max_windowsize: int
     timeout: float
     retries: int
+    max_timeout: int = DEFAULT_MAX_TIMEOUT  # the largest `timeout` option honoured
+    max_life: float = float("inf")  # seconds from the request to the end, whatever happens
 
 
 class EventLoop:
@@ -152,6 +160,7 @@ class EventLoop:
             size=source.size,
             max_blksize=cfg.max_blksize,
             max_windowsize=cfg.max_windowsize,
+            max_timeout=cfg.max_timeout,
         )
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -166,9 +175,16 @@ class EventLoop:
             sock.close()
             raise
         t = Transfer(
-            sock, req.peer, req.filename, source, neg, timeout=cfg.timeout, retries=cfg.retries
+            sock,
+            req.peer,
+            req.filename,
+            source,
+            neg,
+            timeout=cfg.timeout,
+            retries=cfg.retries,
+            started=req.received,
+            life=cfg.max_life,
         )
-        t.started = req.received
         self._by_fd[sock.fileno()] = t
         self.begun += 1
         self.stats.transfer_started()
@@ -241,8 +257,8 @@ class EventLoop:
                     self._finish(t, "internal_error", now)
 
     def _finish(self, t: Transfer, result: str, now: float) -> None:
-        if result in ("file_changed", "shutdown"):
-            self._send_error(t.sock, t.peer, packets.ERR_UNDEFINED, result)
+        if result in _TOLD:
+            self._send_error(t.sock, t.peer, packets.ERR_UNDEFINED, _TOLD[result])
         del self._by_fd[t.fd]
         self._epoll.unregister(t.fd)
         t.sock.close()

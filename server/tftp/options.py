@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 DEFAULT_BLKSIZE = 512  # RFC 1350
 MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464  # RFC 2348
 MIN_TIMEOUT, MAX_TIMEOUT = 1, 255  # RFC 2349
+# The largest `timeout` honoured by default: the gap our backoff grows to anyway
+# (transfer.MAX_RTO). A silent peer that asked 255 held its slot 6 x 255 s.
+DEFAULT_MAX_TIMEOUT = 8
 MIN_WINDOW, MAX_WINDOW = 1, 65535  # RFC 7440
 # A window leaves as one burst. A client's default UDP receive buffer (Linux: 208 KiB of
 # kernel memory, several KiB per datagram) drops the tail of bigger bursts: atftp at
@@ -39,6 +42,7 @@ def negotiate(
     size: int,
     max_blksize: int,
     max_windowsize: int,
+    max_timeout: int = DEFAULT_MAX_TIMEOUT,
     window_bytes: int = WINDOW_BYTES,
 ) -> Negotiated:
     """Accept what we support from `requested`, echoing the client's spelling of each name.
@@ -66,8 +70,10 @@ def negotiate(
             # empty file we leave tsize out (RFC 2347 lets us ignore any option): curl 7.88
             # aborts on "tsize 0" in an OACK ("invalid tsize value in OACK packet").
             oack[name] = str(size)
-        elif key == "timeout" and MIN_TIMEOUT <= number <= MAX_TIMEOUT:
-            timeout = number  # RFC 2349: accept by echoing the value
+        elif key == "timeout" and MIN_TIMEOUT <= number <= min(max_timeout, MAX_TIMEOUT):
+            # RFC 2349: accept by echoing the value; the OACK may not answer another one, so
+            # a longer timeout is left out and our own applies.
+            timeout = number
             oack[name] = str(number)
         elif key == "windowsize" and number >= MIN_WINDOW:
             windowsize = min(number, max_windowsize, MAX_WINDOW)  # RFC 7440: <= request

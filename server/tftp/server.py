@@ -42,7 +42,7 @@ from server.tftp.content import (
 )
 from server.tftp.dynamic import DynamicFailed, DynamicFiles
 from server.tftp.loop import EventLoop, LoopConfig, Peer, Request
-from server.tftp.options import MAX_BLKSIZE, MIN_BLKSIZE
+from server.tftp.options import DEFAULT_MAX_TIMEOUT, MAX_BLKSIZE, MIN_BLKSIZE
 from server.tftp.stats import TftpStats
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 IP_PKTINFO: int = getattr(socket, "IP_PKTINFO", 8)  # Linux value; typeshed lacks the name
 _PKTINFO = struct.Struct("=I4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
 _ANC_SIZE = socket.CMSG_SPACE(_PKTINFO.size)
+# A transfer ends this long after its request, done or not. TFTP carries boot loaders (a
+# few MiB: seconds); 64 MiB lock-step at 512 bytes is 131,072 round trips, ~130 s at 1 ms.
+DEFAULT_MAX_TRANSFER_SECONDS = 300
 
 
 class TftpService:
@@ -68,6 +71,8 @@ class TftpService:
         per_source_max: int = 64,
         timeout: float = 1.0,
         retries: int = 5,
+        max_timeout: int = DEFAULT_MAX_TIMEOUT,
+        max_transfer_seconds: float = DEFAULT_MAX_TRANSFER_SECONDS,
         workers: int = 4,
         loops: int = 1,
         stats: TftpStats | None = None,
@@ -80,6 +85,7 @@ class TftpService:
         self.max_blksize, self.max_windowsize = max_blksize, max(1, max_windowsize)
         self.max_transfers, self.per_source_max = max_transfers, per_source_max
         self.timeout, self.retries = timeout, retries
+        self.max_timeout, self.max_transfer_seconds = max_timeout, max_transfer_seconds
         self.stats = stats or TftpStats()
         self.cache = cache or FileCache()
         self.workers, self._nloops = workers, max(1, loops)
@@ -115,7 +121,14 @@ class TftpService:
         self._per_source: Counter[str] = Counter()
         self._broadcasts = _broadcast_addresses()
         self._broadcasts_at = time.monotonic()
-        config = LoopConfig(self.max_blksize, self.max_windowsize, self.timeout, self.retries)
+        config = LoopConfig(
+            self.max_blksize,
+            self.max_windowsize,
+            self.timeout,
+            self.retries,
+            self.max_timeout,
+            self.max_transfer_seconds,
+        )
         self._loops = [
             EventLoop(f"tftp-loop-{i}", config, self.stats, self._release)
             for i in range(self._nloops)

@@ -38,6 +38,7 @@ class Transfer:
         "acked",
         "blksize",
         "deadline",
+        "expires",
         "fd",
         "filename",
         "gso",
@@ -69,6 +70,8 @@ class Transfer:
         *,
         timeout: float,
         retries: int,
+        started: float | None = None,
+        life: float = float("inf"),
     ) -> None:
         self.sock, self.peer, self.filename, self.source = sock, peer, filename, source
         self.fd = sock.fileno()  # kept: a closed socket reports -1
@@ -87,7 +90,10 @@ class Transfer:
         self.retries = retries
         self.acked = self.sent = 0
         self.tries = self.retransmits = self.sent_bytes = 0
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
+        # However it goes, the transfer ends `life` seconds after the request: a peer that
+        # ACKs just often enough to never time out does not hold its slot for good.
+        self.expires = self.started + life
         self.deadline = self.queued = float("inf")
         # Blocks per GSO send; 0 is one send per block (lock-step, or GSO refused).
         seg = neg.blksize + 4
@@ -99,7 +105,7 @@ class Transfer:
         """Send the OACK (RFC 2347: then wait for ACK 0) or, with no options, DATA 1."""
         if self.oack is not None:
             self._send(self.oack)
-            self.deadline = now + self.rto
+            self.deadline = min(now + self.rto, self.expires)
             return None
         return self._send_window(now)
 
@@ -107,6 +113,8 @@ class Transfer:
         """Handle a packet from the peer's TID."""
         if len(buf) < 4 or buf[0] != 0:
             return None
+        if now >= self.expires:
+            return "too_long"
         opcode, block = _UNPACK(buf)
         if opcode == packets.ERROR:
             return "client_error_8" if block == packets.ERR_OPTIONS else "client_error"
@@ -140,7 +148,7 @@ class Transfer:
                 return self._send_window(now)
             self.sent = acked + 1
             self.sent_bytes += len(chunk)
-            self.deadline = now + self.rto
+            self.deadline = now + self.rto  # not clamped to `expires`: at most one rto late
             return None
         # RFC 7440: ACK of the window's last block -> next window; ACK of an earlier block
         # (the client saw a gap) -> the next window starts right after it.
@@ -148,6 +156,8 @@ class Transfer:
 
     def on_timeout(self, now: float) -> str | None:
         """Retransmit with exponential backoff (RFC 1123 4.2.3.2); give up after `retries`."""
+        if now >= self.expires:
+            return "too_long"
         self.tries += 1
         if self.tries > self.retries:
             return "timeout"
@@ -155,7 +165,7 @@ class Transfer:
         self.retransmits += 1
         if self.oack is not None:
             self._send(self.oack)
-            self.deadline = now + self.rto
+            self.deadline = min(now + self.rto, self.expires)
             return None
         return self._send_window(now)
 
@@ -200,7 +210,7 @@ class Transfer:
             log.debug("%s %s: send failed: %s", peer[0], self.filename, exc)
             block = last + 1  # counted as sent and lost: the timeout resends
         self.sent = max(self.sent, block - 1)
-        self.deadline = now + self.rto
+        self.deadline = min(now + self.rto, self.expires)
         return None
 
     def _send_gso(self, buf: bytes, n: int) -> bool:

@@ -28,7 +28,9 @@ def neg(**requested: str) -> Negotiated:
         ({"tsize": "0"}, 512, 1, None, {"tsize": "1000"}),
         ({"tsize": "x"}, 512, 1, None, {}),
         ({"timeout": "1"}, 512, 1, 1, {"timeout": "1"}),
-        ({"timeout": "255"}, 512, 1, 255, {"timeout": "255"}),
+        ({"timeout": "8"}, 512, 1, 8, {"timeout": "8"}),
+        ({"timeout": "9"}, 512, 1, None, {}),  # over max_timeout (8): left out, ours applies
+        ({"timeout": "255"}, 512, 1, None, {}),
         ({"timeout": "0"}, 512, 1, None, {}),
         ({"timeout": "256"}, 512, 1, None, {}),
         ({"windowsize": "16"}, 512, 16, None, {"windowsize": "16"}),
