@@ -13,7 +13,10 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
+
+from server.errors import StartupError
 
 TOKEN_BYTES = 32
 
@@ -38,23 +41,53 @@ def install_token(site_key: bytes, salt: str) -> str:
 
 
 def load_site_key(data_dir: Path) -> bytes:
-    """Read <data_dir>/site.key, creating it (mode 0600) on first use.
+    """Read <data_dir>/site.key, creating it (mode 0600) on first use; StartupError, naming
+    the file, if it holds less than a whole key.
 
-    Several boot servers sharing one database must share this file too.
+    Several boot servers sharing one database must share this file too. It appears whole or
+    not at all: written to a temporary file beside it, fsync'd, then hard-linked into place.
+    A link, unlike a rename, never replaces a key another starter put there first, so two
+    starters at once both end up with that one.
     """
     path = data_dir / "site.key"
+    if not path.exists():
+        _create_site_key(path)
+    return _read_site_key(path)
+
+
+def _create_site_key(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".site.key.", dir=path.parent)  # mode 0600
     try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(TOKEN_BYTES)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race; use its key
-        return bytes.fromhex(path.read_text().strip())
-    try:
-        os.write(fd, key.hex().encode() + b"\n")
+        try:
+            os.write(fd, secrets.token_hex(TOKEN_BYTES).encode() + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another starter was first: its key is the one
+            return
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the new name survives a power cut
+        finally:
+            os.close(dir_fd)
     finally:
-        os.close(fd)
-    return key
+        os.unlink(tmp)
+
+
+def _read_site_key(path: Path) -> bytes:
+    text = path.read_text().strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        problem = "not hex digits"
+    else:
+        if len(key) >= TOKEN_BYTES:
+            return key
+        problem = f"{len(key)} of {TOKEN_BYTES} bytes" if key else "empty"
+    raise StartupError(
+        f"site key {path} is broken ({problem}): restore it from a backup, or delete it to "
+        "make a new one (install tokens handed out and web sessions then stop working)"
+    )
