@@ -13,7 +13,7 @@ import waitress
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
-from server.api import create_app
+from server.api import MAX_BODY, create_app
 from server.backup import serving_lock
 from server.config import Settings
 from server.errors import StartupError
@@ -56,6 +56,10 @@ def _serve(settings: Settings) -> None:
             threads=settings.http_threads,
             ident="bootfleet",
             clear_untrusted_proxy_headers=True,
+            # Flask's 413 (MAX_CONTENT_LENGTH) comes only once waitress has buffered the whole
+            # body, to a temporary file, up to its 1 GiB default: refuse a longer one as soon
+            # as its Content-Length is read. Waitress refuses at the limit itself, hence + 1.
+            max_request_body_size=int(app.config["MAX_CONTENT_LENGTH"] or MAX_BODY) + 1,
         )
     except OSError as exc:
         raise StartupError(

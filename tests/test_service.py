@@ -154,3 +154,55 @@ def test_waitress_queueing_is_not_logged_per_request(caplog: pytest.LogCaptureFi
     assert len(dispatcher.queue) == 1
     assert not [r for r in caplog.records if r.name == "waitress.queue"]
     assert logging.getLogger("tftpy").getEffectiveLevel() == logging.WARNING
+
+
+def raw_exchange(port: int, head: bytes, body: bytes = b"", quiet: float = 5.0) -> bytes:
+    """Send `head` then `body` on a fresh connection; what comes back until the server closes
+    it or stays quiet for `quiet` seconds. A reset, while sending or reading, ends it too."""
+    got = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=quiet) as s:
+        try:
+            s.sendall(head)
+            s.sendall(body)
+            while chunk := s.recv(65536):
+                got += chunk
+        except TimeoutError:
+            pass
+        except (ConnectionResetError, BrokenPipeError):
+            got += b"<reset>"
+    return got
+
+
+def post_head(length: int) -> bytes:
+    return (
+        "POST /api/v1/clients HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(
+    served: tuple[subprocess.Popen[str], int],
+) -> None:
+    """Unauthenticated, with a 200 MB Content-Length: waitress would buffer the body (to a
+    temporary file) before the app could say 413. It answers as soon as it has the head."""
+    from server.api import MAX_BODY
+
+    proc, port = served
+    for length in (200 * 1000 * 1000, MAX_BODY + 1):
+        began = time.monotonic()
+        answer = raw_exchange(port, post_head(length))
+        assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+        assert b"exceeds max_body" in answer
+        assert time.monotonic() - began < 4  # not the quiet timeout
+    # A client that sends 20 MB of the 200 without listening is answered, or (the server
+    # closing with its bytes unread) reset, at once: not left to fill the disk in silence.
+    began = time.monotonic()
+    answer = raw_exchange(port, post_head(200 * 1000 * 1000), b"{" * 20_000_000)
+    assert answer.startswith(b"HTTP/1.1 413 ") or answer.endswith(b"<reset>"), answer[:200]
+    assert time.monotonic() - began < 4
+    # a body of exactly the limit reaches the app (which wants a token first)
+    answer = raw_exchange(port, post_head(MAX_BODY), b" " * MAX_BODY)
+    assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+        assert r.read() == b"ok\n"
+    assert proc.poll() is None
