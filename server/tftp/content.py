@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import threading
+from array import array
+from bisect import bisect_right
 from collections import OrderedDict
 from typing import Protocol
 
-NETASCII_MAX = 64 << 20  # netascii is converted in memory; nobody boots a large text file
+# netascii is converted as it is sent, but sized at open by a pass over the whole file (tsize
+# and the last block need the converted size): that pass is what this bounds. Nobody boots
+# a large text file.
+NETASCII_MAX = 64 << 20
+FILE_CHUNK = 256 << 10  # bytes a large file is read ahead by
+NETASCII_CHUNK = 64 << 10  # raw bytes converted at a time
 
 
 class SourceChanged(Exception):
@@ -43,7 +50,7 @@ class FileSource:
 
     __slots__ = ("_buf", "_chunk", "_fd", "_start", "size")
 
-    def __init__(self, fd: int, size: int, chunk: int = 256 << 10) -> None:
+    def __init__(self, fd: int, size: int, chunk: int = FILE_CHUNK) -> None:
         self._fd, self.size, self._chunk = fd, size, chunk
         self._buf, self._start = b"", 0
 
@@ -101,6 +108,56 @@ def _read_all(fd: int, size: int) -> bytes:
         parts.append(part)
         offset += len(part)
     return b"".join(parts)
+
+
+class NetasciiSource:
+    """`inner` in netascii, converted as it is read, so no transfer holds a converted copy.
+
+    Each raw byte becomes one or two bytes on its own (to_netascii), so any raw chunk
+    converts alone. A pass at open counts where each chunk starts in the converted stream
+    (and the size). A block may end inside a pair (CR | LF, CR | NUL): blocks are cut from
+    the converted chunk, so the pair's second byte begins the next block. A retransmission
+    goes back at most one window, reconverting the chunk it falls in.
+    """
+
+    __slots__ = ("_buf", "_chunk", "_inner", "_start", "_starts", "size")
+
+    def __init__(self, inner: Source, chunk: int = NETASCII_CHUNK) -> None:
+        self._inner, self._chunk = inner, chunk
+        self._starts = array("q", [0])  # converted offset of raw chunk k; then the size
+        total = 0
+        for offset in range(0, inner.size, chunk):
+            raw = bytes(inner.read(offset, min(chunk, inner.size - offset)))
+            total += len(raw) + raw.count(b"\r") + raw.count(b"\n")
+            self._starts.append(total)
+        self.size = total
+        self._buf, self._start = b"", 0
+
+    def read(self, offset: int, length: int) -> memoryview:
+        end = min(offset + length, self.size)
+        if not (self._start <= offset and end <= self._start + len(self._buf)):
+            k = bisect_right(self._starts, offset) - 1
+            parts = [self._convert(k)]
+            start = reach = self._starts[k]
+            reach += len(parts[0])
+            while reach < end:  # the block runs into the next chunk
+                k += 1
+                parts.append(self._convert(k))
+                reach += len(parts[-1])
+            self._buf, self._start = b"".join(parts), start
+        return memoryview(self._buf)[offset - self._start : end - self._start]
+
+    def _convert(self, k: int) -> bytes:
+        offset = k * self._chunk
+        raw = self._inner.read(offset, min(self._chunk, self._inner.size - offset))
+        out = to_netascii(bytes(raw))
+        if len(out) != self._starts[k + 1] - self._starts[k]:
+            raise SourceChanged(f"netascii chunk {k} changed size")
+        return out
+
+    def close(self) -> None:
+        self._buf = b""
+        self._inner.close()
 
 
 def to_netascii(data: bytes) -> bytes:

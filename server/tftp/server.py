@@ -33,12 +33,14 @@ from pathlib import Path
 
 from server.tftp import names, packets, paths
 from server.tftp.content import (
+    FILE_CHUNK,
+    NETASCII_CHUNK,
     NETASCII_MAX,
     FileCache,
     FileSource,
     MemorySource,
+    NetasciiSource,
     Source,
-    to_netascii,
 )
 from server.tftp.dynamic import DynamicFailed, DynamicFiles
 from server.tftp.loop import EventLoop, LoopConfig, Peer, Request
@@ -319,7 +321,9 @@ class TftpService:
                 os.close(fd)
                 raise
             if cached is None:
-                source = FileSource(fd, st.st_size)
+                # netascii converts NETASCII_CHUNK at a time: read no more than that ahead
+                chunk = NETASCII_CHUNK if mode == "netascii" else FILE_CHUNK
+                source = FileSource(fd, st.st_size, chunk)
             else:
                 os.close(fd)
                 source = MemorySource(cached)
@@ -327,9 +331,11 @@ class TftpService:
             if source.size > NETASCII_MAX:
                 source.close()
                 raise paths.Refused(packets.ERR_ACCESS, "file too large for netascii")
-            data = bytes(source.read(0, source.size))
-            source.close()
-            source = MemorySource(to_netascii(data))
+            try:
+                source = NetasciiSource(source)
+            except BaseException:
+                source.close()
+                raise
         return source
 
 

@@ -7,11 +7,56 @@ from pathlib import Path
 
 import pytest
 
-from server.tftp.content import FileCache, FileSource, MemorySource, SourceChanged, to_netascii
+from server.tftp.content import (
+    FileCache,
+    FileSource,
+    MemorySource,
+    NetasciiSource,
+    SourceChanged,
+    to_netascii,
+)
 
 
 def test_netascii() -> None:
     assert to_netascii(b"a\nb\rc\r\nd") == b"a\r\nb\r\0c\r\0\r\nd"
+
+
+# Raw texts for the streamed conversion, read in chunks of 4 raw bytes: pairs cut at every
+# place of a chunk and a block, bare CRs, CR LF already in the file, and nothing at all.
+NETASCII_TEXTS = [
+    b"",
+    b"\n",
+    b"\r",
+    b"abc\rdef\nghi\r\n",
+    b"\r\n" * 9,
+    b"x\n" * 11,
+    bytes(range(256)),
+]
+
+
+@pytest.mark.parametrize("raw", NETASCII_TEXTS)
+@pytest.mark.parametrize("blksize", [1, 2, 3, 5, 8])
+def test_netascii_stream_equals_the_whole_conversion(raw: bytes, blksize: int) -> None:
+    want = to_netascii(raw)
+    src = NetasciiSource(MemorySource(raw), chunk=4)
+    assert src.size == len(want)
+    blocks = [bytes(src.read(off, blksize)) for off in range(0, src.size + 1, blksize)]
+    assert b"".join(blocks) == want
+    for off in reversed(range(0, src.size + 1, blksize)):  # windows going back (resends)
+        assert bytes(src.read(off, blksize)) == want[off : off + blksize]
+
+
+def test_netascii_stream_notices_a_changed_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"a\nb" * 1000)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    src = NetasciiSource(FileSource(fd, 3000, chunk=100), chunk=100)
+    try:
+        (tmp_path / "f").write_bytes(b"a\nb" * 100 + b"ab\n\n" * 675)  # same size, more LF
+        assert bytes(src.read(0, 100)) == to_netascii(b"a\nb" * 100)[:100]  # unchanged part
+        with pytest.raises(SourceChanged):
+            src.read(1000, 512)
+    finally:
+        src.close()
 
 
 def test_file_source_reads_across_chunks(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from server.tftp import TftpService
+from server.tftp.content import FileCache, to_netascii
 
 from .conftest import ServiceFactory
-from .helpers import download, tftpy_download
+from .helpers import Raw, download, tftpy_download
 
 CASES = [
     (client, blksize, name)
@@ -78,6 +79,39 @@ def test_netascii_with_tftp_hpa(
     done = download("tftp-hpa", service.port, "text.cfg", out, mode=mode)
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == text
+
+
+def boundary_text() -> bytes:
+    """Text whose LFs and bare CRs fall at every offset of a 512-byte block (so pairs are cut
+    CR | LF and CR | NUL between blocks), past several 64 KiB conversion chunks, ending in a
+    CR, and whose netascii form is an exact number of blocks (the last DATA is empty)."""
+    text = bytearray()
+    n = 0
+    while len(text) < 200_000:
+        text += b"x" * (n * 7 % 37) + (b"\n", b"\r", b"\r\n")[n % 3]
+        n += 1
+    text += b"\r"
+    while len(to_netascii(bytes(text))) % 512:
+        text[-1:-1] = b"z"
+    return bytes(text)
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "from-disk"])
+def test_netascii_across_block_boundaries(
+    make_service: ServiceFactory, root: Path, tmp_path: Path, cached: bool
+) -> None:
+    text = boundary_text()
+    (root / "cut.cfg").write_bytes(text)
+    service = make_service(cache=FileCache() if cached else FileCache(max_file=0))
+    out = tmp_path / "out"
+    done = download("tftp-hpa", service.port, "cut.cfg", out, mode="netascii")
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == text  # tftp-hpa turns netascii back into the local form
+    raw = Raw(service.port)
+    try:
+        assert raw.fetch("cut.cfg", mode="netascii") == to_netascii(text)  # the wire, exactly
+    finally:
+        raw.close()
 
 
 def test_subdirectory_and_leading_slash(service: TftpService, root: Path, tmp_path: Path) -> None:
