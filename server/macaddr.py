@@ -37,3 +37,25 @@ def normalize_mac(value: object, field: str = "mac") -> str:
 def mac_hyphens(mac: str) -> str:
     """Canonical MAC in the dash form pxelinux and GRUB use in file names (aa-bb-...)."""
     return mac.replace(":", "-")
+
+
+_SEPARATORS = re.compile(r"[-:.]")
+
+
+def mac_fragment(text: str) -> str | None:
+    """Part of a MAC in any spelling, as it reads in the canonical form, or None if `text`
+    cannot be part of a MAC: 52-54-00, 52:54:00, 525400 and 5254.00 all give 52:54:00.
+
+    Octets are taken from the start, unless the first group (before any separator) has an
+    odd number of digits: 4:00:1 starts inside an octet and gives 4:00:1.
+    """
+    groups = _SEPARATORS.split(text.strip().lower().strip("-:."))
+    digits = "".join(groups)
+    if not digits or len(digits) > 12 or not all(c in "0123456789abcdef" for c in digits):
+        return None
+    if "" in groups or any(len(g) % 2 for g in groups[1:-1]):
+        return None  # 52::54, 52:5:4: not how a MAC is written
+    first = len(groups[0]) % 2
+    octets = [digits[:first]] if first else []
+    octets += [digits[i : i + 2] for i in range(first, len(digits), 2)]
+    return ":".join(octets)

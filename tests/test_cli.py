@@ -108,6 +108,14 @@ def test_groups_and_import(run, tmp_path: Path) -> None:  # type: ignore[no-unty
     run("group", "delete", "room2")
 
 
+@pytest.mark.parametrize("q", ["52-54-00-00-00", "52:54:00:00:00", "5254000000", "5254.0000.00"])
+def test_client_list_search_takes_any_spelling(run, q: str) -> None:  # type: ignore[no-untyped-def]
+    run("client", "add", "52:54:00:00:00:01", "--hostname", "a")
+    run("client", "add", "52:54:00:00:01:02", "--hostname", "b")
+    rows = json.loads(run("client", "list", "--search", q, "--json").output)
+    assert [c["mac"] for c in rows] == ["52:54:00:00:00:01"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

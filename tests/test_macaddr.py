@@ -1,7 +1,7 @@
 import pytest
 
 from server.errors import InvalidInput
-from server.macaddr import mac_hyphens, normalize_mac
+from server.macaddr import mac_fragment, mac_hyphens, normalize_mac
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,24 @@ def test_non_strings_refused(bad: object) -> None:
 
 def test_hyphen_form() -> None:
     assert mac_hyphens("52:54:00:ab:cd:ef") == "52-54-00-ab-cd-ef"
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("52-54-00", "52:54:00"),
+        (" 52:54:00: ", "52:54:00"),
+        ("525400", "52:54:00"),
+        ("5254.00AB", "52:54:00:ab"),
+        ("4:00:1", "4:00:1"),
+        ("beef", "be:ef"),
+        ("pc01", None),  # not hex: only a host name
+        ("52::54", None),
+        ("52:5:4", None),
+        ("1234567890abc", None),  # longer than a MAC
+        ("", None),
+        ("::", None),
+    ],
+)
+def test_mac_fragment(text: str, fragment: str | None) -> None:
+    assert mac_fragment(text) == fragment

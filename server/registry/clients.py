@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
-from sqlalchemy import func, insert
+from sqlalchemy import func, insert, or_
 from sqlmodel import Session, col, select
 
 from server.checks import Checks
 from server.errors import Conflict, InvalidInput, NotFound
-from server.macaddr import normalize_mac
+from server.macaddr import mac_fragment, normalize_mac
 from server.models import (
     Client,
     ClientCreate,
@@ -124,8 +124,14 @@ def list_page(
         members = select(ClientGroupLink.client_id).where(ClientGroupLink.group_id == gid)
         filters.append(col(Client.id).in_(members))
     if q:
-        pattern = f"%{q.strip().lower()}%"
-        filters.append(col(Client.mac).like(pattern) | col(Client.hostname).like(pattern))
+        # The one place a search is read, for the API, the web UI and the CLI alike: a host
+        # name as typed (any case), a MAC fragment in any spelling (macaddr.mac_fragment).
+        text = q.strip().lower()
+        fragment = mac_fragment(text)
+        found = [col(Client.hostname).like(f"%{text}%")]
+        if fragment:
+            found.append(col(Client.mac).like(f"%{fragment}%"))
+        filters.append(or_(*found))
     total = int(session.exec(select(func.count()).select_from(Client).where(*filters)).one())
     stmt = (
         select(Client)

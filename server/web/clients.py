@@ -28,13 +28,6 @@ PAGE_SIZE = 50
 MAX_BULK = 1000
 FILTERS = ("q", "state", "profile", "group")
 BULK_ACTIONS = {"reinstall": "Reinstall", "cancel": "Cancel install", "assign": "Assign profile"}
-_MAC_PART = re.compile(r"^[0-9a-fA-F]{2}([-.:][0-9a-fA-F]{2})+[-.:]?$")
-
-
-def search_term(q: str) -> str:
-    """A partial MAC typed with dashes (52-54-00) searches like its canonical colon form."""
-    q = q.strip()
-    return q.replace("-", ":").replace(".", ":").lower() if _MAC_PART.match(q) else q
 
 
 def choices() -> dict[str, list[str]]:
@@ -65,7 +58,7 @@ def query(session: Session, filters: dict[str, str], after: int, limit: int) -> 
         state=filters["state"] or None,
         profile=filters["profile"] or None,
         group=filters["group"] or None,
-        q=search_term(filters["q"]) or None,
+        q=filters["q"] or None,  # the registry reads MAC fragments in any spelling
         after=after,
         limit=limit,
     )

@@ -1,3 +1,4 @@
+import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import PROFILE
@@ -85,6 +86,43 @@ def test_list_filters_and_paginates(client: FlaskClient, auth: dict) -> None:
     assert len(macs("group=room1&profile=debian12")) == 5
     assert macs("q=LAB07") == ["52:54:00:00:01:07"]
     assert macs("q=00:01:1") == [f"52:54:00:00:01:{i:02x}" for i in range(16, 25)]
+
+
+# Two clients; the second's host name is also the shape of a MAC fragment.
+SEARCHED = {"52:54:00:12:34:56": "lab-01", "52:54:00:ab:cd:ef": "ab-12"}
+BOTH, FIRST, SECOND = list(SEARCHED), ["52:54:00:12:34:56"], ["52:54:00:ab:cd:ef"]
+
+
+@pytest.mark.parametrize(
+    "q, found",
+    [
+        ("52:54:00", BOTH),
+        ("52-54-00", BOTH),
+        ("525400", BOTH),
+        ("5254.00", BOTH),  # Cisco's grouping
+        ("52-54-00-AB", SECOND),
+        ("52:54:00:ab:cd:ef", SECOND),
+        ("5254.00AB.CDEF", SECOND),
+        ("ABCDEF", SECOND),
+        ("34:56", FIRST),
+        ("3456", FIRST),
+        ("4:00:1", FIRST),  # a fragment that starts inside an octet, and ends inside one
+        ("25:40", []),  # octets are not split: 52:54 does not hold 25:40
+        ("LAB", FIRST),  # host names, any case
+        ("lab-01", FIRST),
+        ("ab-12", SECOND),  # a host name, though it reads as a MAC fragment too
+        ("nomatch", []),
+    ],
+)
+def test_search_by_any_spelling_of_a_mac(
+    client: FlaskClient, auth: dict, q: str, found: list[str]
+) -> None:
+    for mac, hostname in SEARCHED.items():
+        r = client.post("/api/v1/clients", json={"mac": mac, "hostname": hostname}, headers=auth)
+        assert r.status_code == 201, r.text
+    r = client.get("/api/v1/clients", query_string={"q": q}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert [c["mac"] for c in r.json["items"]] == found
 
 
 def test_csv_import_all_rows(client: FlaskClient, auth: dict) -> None:
