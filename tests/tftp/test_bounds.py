@@ -94,3 +94,17 @@ def test_transfer_life_is_bounded(make_service: ServiceFactory, big: Path) -> No
         assert service.stats.results["too_long"] == 1
     finally:
         raw.close()
+
+
+def test_silent_peer_with_an_honoured_timeout_is_bounded_by_the_life(
+    make_service: ServiceFactory,
+) -> None:
+    service = make_service(timeout=1.0, max_transfer_seconds=1)
+    raw = Raw(service.port)
+    try:
+        assert oack_of(raw, "x512.bin", timeout=8)["timeout"] == "8"  # would resend at 8 s
+        took = until(lambda: service.stats.active == 0)
+        assert took < 2.0, f"slot held {took:.1f} s"
+        assert service.stats.results["too_long"] == 1
+    finally:
+        raw.close()
