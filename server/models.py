@@ -11,7 +11,13 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, PlainSerializer, field_serializer
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    PlainSerializer,
+    StringConstraints,
+    field_serializer,
+)
 from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
@@ -24,6 +30,11 @@ VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _NOT_ONE_WORD = re.compile(r"""[^!-~]|["',\\]""")
 _IMAGE_PATH_PART = re.compile(r"[A-Za-z0-9._+~@-]+")
 FAILURE_LOG_MAX = 64 * 1024
+# VARCHAR(n) columns that take API input: the input types carry the same n, so an over-long
+# value is a 400 naming the field on every database, not a 500 from the column.
+IMAGE_REF_MAX = 1024
+CMDLINE_MAX = 4096
+DESCRIPTION_MAX = 1024
 
 
 def utcnow() -> datetime:
@@ -136,8 +147,12 @@ Mac = Annotated[str, AfterValidator(_mac)]
 Name = Annotated[str, AfterValidator(check_name)]
 Hostname = Annotated[str | None, AfterValidator(check_hostname)]
 Variables = Annotated[dict[str, Any], AfterValidator(check_variables)]
-ImagePath = Annotated[str, AfterValidator(_check_image_ref)]
-Cmdline = Annotated[str, AfterValidator(_check_cmdline)]
+ImagePath = Annotated[
+    str, StringConstraints(max_length=IMAGE_REF_MAX), AfterValidator(_check_image_ref)
+]
+Cmdline = Annotated[str, StringConstraints(max_length=CMDLINE_MAX), AfterValidator(_check_cmdline)]
+TemplateName = Annotated[str, StringConstraints(max_length=63)]
+Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX)]
 GroupNames = Annotated[list[str], AfterValidator(_check_groups)]
 
 
@@ -152,9 +167,9 @@ class Strict(SQLModel):
 
 class ProfileBase(SQLModel):
     name: str = Field(index=True, unique=True, max_length=63)
-    kernel: str = Field(max_length=1024)
+    kernel: str = Field(max_length=IMAGE_REF_MAX)
     initrd: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    cmdline: str = Field(default="", max_length=4096)
+    cmdline: str = Field(default="", max_length=CMDLINE_MAX)
     answer_template: str | None = Field(default=None, max_length=63)
     variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
@@ -170,7 +185,7 @@ class ProfileCreate(Strict):
     kernel: ImagePath
     initrd: list[ImagePath] = []
     cmdline: Cmdline = ""
-    answer_template: str | None = None
+    answer_template: TemplateName | None = None
     variables: Variables = {}
 
 
@@ -178,7 +193,7 @@ class ProfileUpdate(Strict):
     kernel: ImagePath | None = None
     initrd: list[ImagePath] | None = None
     cmdline: Cmdline | None = None
-    answer_template: str | None = None
+    answer_template: TemplateName | None = None
     variables: Variables | None = None
 
 
@@ -198,7 +213,7 @@ class ClientGroupLink(SQLModel, table=True):
 
 class GroupBase(SQLModel):
     name: str = Field(index=True, unique=True, max_length=63)
-    description: str = Field(default="", max_length=1024)
+    description: str = Field(default="", max_length=DESCRIPTION_MAX)
     variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
@@ -208,12 +223,12 @@ class ClientGroup(GroupBase, table=True):
 
 class GroupCreate(Strict):
     name: Name
-    description: str = ""
+    description: Description = ""
     variables: Variables = {}
 
 
 class GroupUpdate(Strict):
-    description: str | None = None
+    description: Description | None = None
     variables: Variables | None = None
 
 
