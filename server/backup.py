@@ -8,6 +8,11 @@
   travels; make new ones), install history, events and client states (runtime data; an
   imported client starts idle).
 
+A restore does not re-arm reinstalls: installs that were pending, booting or installing when
+the backup was taken are cancelled, each with an event, unless the operator keeps them
+(`--keep-pending`). Since the backup, those machines may have been installed and put to use;
+a reinstall re-armed without warning would wipe one at its next network boot.
+
 A running `bootfleet serve` holds a shared lock on <data_dir>/serve.lock (with its PID in
 it). Restore needs the exclusive lock, so it refuses while any server runs on the data dir,
 and a server does not start during a restore. The kernel drops the lock when the process
@@ -22,6 +27,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -31,12 +37,14 @@ from sqlmodel import Session, col, select
 
 from server.checks import Checks
 from server.errors import BootfleetError, Conflict, InvalidInput
+from server.lifecycle import ACTIVE
 from server.models import Client, ClientCreate, GroupCreate, ProfileCreate
-from server.registry import clients, groups, profiles
-from server.registry.database import SCHEMA_VERSION
+from server.registry import clients, groups, installs, profiles
+from server.registry.database import SCHEMA_VERSION, make_engine, migrate, session_scope
 
 LOCK_NAME = "serve.lock"
 EXPORT_FORMAT = 1
+TAKEN_AT = "backup_taken_at"  # a meta key each backup file carries
 
 
 class ServiceRunning(Conflict):
@@ -98,8 +106,9 @@ def exclusive(data_dir: Path) -> Iterator[None]:
 # --- backup and restore -----------------------------------------------------------------------
 
 
-def _copy(src: Path, dest: Path) -> None:
-    """A consistent snapshot of database `src` into a new file `dest`, atomically."""
+def _copy(src: Path, dest: Path, *, stamp: bool = False) -> None:
+    """A consistent snapshot of database `src` into a new file `dest`, atomically; `stamp`
+    records the time of the snapshot in the copy's meta table."""
     tmp = dest.with_name(f".{dest.name}.partial")
     tmp.unlink(missing_ok=True)
     source = sqlite3.connect(src, timeout=30)  # read-write open: it may need the WAL index
@@ -107,6 +116,12 @@ def _copy(src: Path, dest: Path) -> None:
         target = sqlite3.connect(tmp)
         try:
             source.backup(target)  # a read transaction: writers go on, the copy is one snapshot
+            if stamp:
+                with target:
+                    target.execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                        (TAKEN_AT, f"{datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}"),
+                    )
             target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
         finally:
             target.close()
@@ -146,16 +161,38 @@ def backup(db_url: str, dest: Path) -> Path:
         raise InvalidInput("database", f"no database at {src}")
     if dest.is_dir():
         dest = dest / f"bootfleet-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.db"
-    _copy(src, dest)
+    _copy(src, dest, stamp=True)
     check_database(dest)
     return dest
 
 
-def restore(db_url: str, data_dir: Path, src: Path) -> Path | None:
+def taken_at(path: Path) -> str:
+    """When backup `path` was taken: its stamp, or (a backup made before stamps) its mtime."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (TAKEN_AT,)).fetchone()
+    finally:
+        conn.close()
+    if row:
+        return str(row[0])
+    return f"{datetime.fromtimestamp(path.stat().st_mtime, UTC):%Y-%m-%d %H:%M:%SZ}"
+
+
+@dataclass
+class Restored:
+    kept: Path | None  # where the replaced database was kept
+    taken_at: str  # when the backup was taken
+    cancelled: list[str] = field(default_factory=list)  # MACs whose reinstall was not re-armed
+    armed: list[str] = field(default_factory=list)  # MACs still pending (--keep-pending)
+
+
+def restore(db_url: str, data_dir: Path, src: Path, *, keep_pending: bool = False) -> Restored:
     """Replace the registry with backup `src`; the replaced one is kept beside it. Refused
-    while a server runs on `data_dir`. Returns where the old database was kept."""
+    while a server runs on `data_dir`. Reinstalls active in the backup are cancelled unless
+    `keep_pending`."""
     target = sqlite_path(db_url)
     check_database(src)
+    done = Restored(kept=None, taken_at=taken_at(src))
     with exclusive(data_dir):
         kept = None
         if target.exists():
@@ -174,7 +211,27 @@ def restore(db_url: str, data_dir: Path, src: Path) -> Path | None:
                 dest.close()
         finally:
             source.close()
-    return kept
+        done.kept = kept
+        _disarm(db_url, done, keep_pending)  # still under the lock: no server boots one first
+    return done
+
+
+def _disarm(db_url: str, done: Restored, keep_pending: bool) -> None:
+    """Cancel each install the backup left active (or, keep_pending, list them)."""
+    engine = make_engine(db_url)
+    try:
+        migrate(engine)  # a backup of an older release: its schema, brought up to date
+        with session_scope(engine, write=True) as session:
+            stmt = select(Client).where(col(Client.state).in_(ACTIVE)).order_by(col(Client.mac))
+            for client in session.exec(stmt):
+                if keep_pending:
+                    done.armed.append(client.mac)
+                    continue
+                why = f"restored from backup of {done.taken_at}: reinstall not re-armed"
+                installs.cancel(session, client, "restore", detail=why)
+                done.cancelled.append(client.mac)
+    finally:
+        engine.dispose()
 
 
 # --- export and import ------------------------------------------------------------------------

@@ -30,16 +30,26 @@ def db_backup(path: Path, **kw: Any) -> None:
 
 @click.command("restore")
 @registry_options
+@click.option(
+    "--keep-pending",
+    is_flag=True,
+    help="Keep the backup's pending/booting/installing reinstalls armed (default: cancel).",
+)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @friendly
-def db_restore(path: Path, **kw: Any) -> None:
+def db_restore(path: Path, keep_pending: bool, **kw: Any) -> None:
     """Replace the SQLite registry with backup PATH. Refused while `bootfleet serve` runs on
-    the data dir; the replaced database is kept beside it."""
+    the data dir; the replaced database is kept beside it. Reinstalls that were pending in
+    the backup are cancelled, each with an event, unless --keep-pending."""
     settings = settings_from(kw)
-    kept = backup.restore(settings.db_url, settings.data_dir, path)
-    if kept:
-        click.echo(f"previous registry kept as {kept}")
-    click.echo(f"registry restored from {path}")
+    done = backup.restore(settings.db_url, settings.data_dir, path, keep_pending=keep_pending)
+    if done.kept:
+        click.echo(f"previous registry kept as {done.kept}")
+    click.echo(f"registry restored from {path} (backup of {done.taken_at})")
+    for mac in done.cancelled:
+        click.echo(f"{mac}: reinstall cancelled, not re-armed (--keep-pending keeps it)")
+    for mac in done.armed:
+        click.echo(f"{mac}: reinstall still armed: it installs at its next network boot")
 
 
 @click.command("export")

@@ -100,13 +100,15 @@ def reinstall(
     return row
 
 
-def cancel(session: Session, client: Client, source: str | None) -> None:
+def cancel(session: Session, client: Client, source: str | None, detail: str | None = None) -> None:
+    """Back to idle; `detail` says why in the event (default: which install was cancelled)."""
     to = target(Action.CANCEL, client.state)
     compare_and_set(session, client, to)
     install = current(session, client)
     if install is not None:
         _finish(session, install, "cancelled", "cancelled")
-    events.record(session, client.mac, "cancel", f"install {client.install_id} cancelled", source)
+    what = f"install {client.install_id} cancelled"
+    events.record(session, client.mac, "cancel", f"{what}: {detail}" if detail else what, source)
 
 
 def boot_served(
