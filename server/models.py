@@ -18,7 +18,9 @@ from pydantic import (
     StringConstraints,
     field_serializer,
 )
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, DateTime, Index, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from server.errors import InvalidInput
@@ -39,6 +41,40 @@ DESCRIPTION_MAX = 1024
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UtcTimestamp(TypeDecorator[datetime]):
+    """Every timestamp column: aware UTC in, aware UTC out, on every database.
+
+    SQLite keeps no offset and a PostgreSQL `timestamp without time zone` column (what
+    sqlmodel before 0.0.45 made of `datetime`) neither: what comes back naive is UTC,
+    because the engine holds PostgreSQL sessions to UTC (registry/database.py). The SQL
+    type is `DateTime(timezone=True)`, what sqlmodel 0.0.45 and later emit for `datetime`,
+    so existing schemas need no migration."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError("timestamps must be timezone-aware (use models.utcnow())")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def timestamp(*, now: bool = False, index: bool = False) -> Any:
+    """A UtcTimestamp column: starting at the time of the row's creation, or empty."""
+    if now:
+        return Field(default_factory=utcnow, sa_type=UtcTimestamp)
+    return Field(default=None, index=index, sa_type=UtcTimestamp)
 
 
 # Variables whose values are secrets (password hashes, product keys): stored and rendered
@@ -176,8 +212,8 @@ class ProfileBase(SQLModel):
 
 class Profile(ProfileBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = timestamp(now=True)
+    updated_at: datetime = timestamp(now=True)
 
 
 class ProfileCreate(Strict):
@@ -250,9 +286,9 @@ class Client(SQLModel, table=True):
     install_id: int | None = Field(default=None)
     last_ip: str | None = Field(default=None, max_length=45)
     last_arch: str | None = Field(default=None, max_length=32)
-    last_seen_at: datetime | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime | None = timestamp()
+    created_at: datetime = timestamp(now=True)
+    updated_at: datetime = timestamp(now=True)
 
 
 class ClientCreate(Strict):
@@ -279,11 +315,11 @@ class Install(SQLModel, table=True):
     salt: str = Field(max_length=64)
     state: str = Field(default="pending", index=True, max_length=16)
     profile_snapshot: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
-    booted_at: datetime | None = None
-    updated_at: datetime = Field(default_factory=utcnow)
-    finished_at: datetime | None = None
-    deadline_at: datetime | None = Field(default=None, index=True)
+    created_at: datetime = timestamp(now=True)
+    booted_at: datetime | None = timestamp()
+    updated_at: datetime = timestamp(now=True)
+    finished_at: datetime | None = timestamp()
+    deadline_at: datetime | None = timestamp(index=True)
     progress: int = 0
     message: str = Field(default="", max_length=1024)
     failure_log: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -343,7 +379,7 @@ class Event(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     mac: str = Field(index=True, max_length=17)
-    at: datetime = Field(default_factory=utcnow)
+    at: datetime = timestamp(now=True)
     kind: str = Field(max_length=32)
     detail: str = Field(default="", max_length=2048)
     source: str | None = Field(default=None, max_length=64)
@@ -360,8 +396,8 @@ class Discovered(SQLModel, table=True):
     """A MAC that network-booted without being registered (it got local boot)."""
 
     mac: str = Field(primary_key=True, max_length=17)
-    first_seen_at: datetime = Field(default_factory=utcnow)
-    last_seen_at: datetime = Field(default_factory=utcnow)
+    first_seen_at: datetime = timestamp(now=True)
+    last_seen_at: datetime = timestamp(now=True)
     last_ip: str | None = Field(default=None, max_length=45)
     last_arch: str | None = Field(default=None, max_length=32)
     boots: int = 1
@@ -372,8 +408,8 @@ class AdminToken(SQLModel, table=True):
     name: str = Field(max_length=63)
     token_hash: str = Field(index=True, unique=True, max_length=64)
     prefix: str = Field(max_length=8)
-    created_at: datetime = Field(default_factory=utcnow)
-    revoked_at: datetime | None = None
+    created_at: datetime = timestamp(now=True)
+    revoked_at: datetime | None = timestamp()
 
 
 class AdminTokenPublic(SQLModel):

@@ -56,7 +56,15 @@ def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engi
         # asked to, and never fails half-way with "database is locked".
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        # Sessions in UTC, whatever the server's or database's time zone: a naive value then
+        # means UTC both ways, also in a `timestamp without time zone` column (the schema an
+        # older sqlmodel made) and in comparisons with it. See models.UtcTimestamp.
+        connect_args["options"] = "-c timezone=UTC"
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args
+    )
 
 
 def _sqlite_pragmas(busy_timeout_ms: int, dbapi_conn: object, _record: object) -> None:
