@@ -66,6 +66,12 @@ class Settings:
     progress_timeout: int = 2 * 60 * 60  # seconds without progress before an install fails
     grace_seconds: int = 120  # re-reads of an installer config within this window: same answer
     reap_interval: float = 30.0
+    # Retention, applied by the reaper thread every few minutes (server/retention.py): the
+    # newest machines seen without being registered, the newest events of each MAC, and no
+    # event older than event_days.
+    discovered_max: int = 10_000
+    events_per_mac: int = 1_000
+    event_days: int = 365
     db_busy_timeout: int = 5000  # ms a SQLite write waits for a lock before answering 503
     # Per source address, for boot scripts and installer callbacks (0 turns the limit off).
     rate_limit: float = 10.0  # requests per second, sustained
@@ -151,6 +157,9 @@ _BOUNDS: tuple[tuple[str, float, float], ...] = (
     ("progress_timeout", 0, _NO_LIMIT),
     ("grace_seconds", 0, _NO_LIMIT),
     ("reap_interval", 0.01, _NO_LIMIT),
+    ("discovered_max", 1, _NO_LIMIT),
+    ("events_per_mac", 1, _NO_LIMIT),
+    ("event_days", 1, _NO_LIMIT),
     ("db_busy_timeout", 0, _NO_LIMIT),
     ("rate_limit", 0, _NO_LIMIT),
     ("rate_burst", 1, _NO_LIMIT),

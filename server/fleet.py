@@ -15,6 +15,7 @@ from server.netinfo import advertised_address, url_host
 from server.registry.database import make_engine, migrate
 from server.registry.installs import Policy
 from server.render import Renderer
+from server.retention import Limits, Retention
 from server.tokens import load_site_key
 
 
@@ -27,6 +28,7 @@ class Fleet:
     booter: Booter
     policy: Policy
     checks: Checks  # what a profile assignment must pass (the registry runs them)
+    retention: Retention  # applied by the reaper; its counters join /metrics
     # Extra Prometheus text for /metrics (the TFTP service adds its counters here).
     metrics_sources: list[Callable[[], str]] = field(default_factory=list)
 
@@ -55,6 +57,8 @@ class Fleet:
         renderer = Renderer(settings.templates_dir, server_url)
         catalog = Catalog(settings.templates_dir)
         booter = Booter(engine, policy, renderer)
+        limits = Limits(settings.discovered_max, settings.events_per_mac, settings.event_days)
+        retention = Retention(engine, limits)
         return cls(
             settings=settings,
             engine=engine,
@@ -63,4 +67,6 @@ class Fleet:
             booter=booter,
             policy=policy,
             checks=Checks(catalog, booter),
+            retention=retention,
+            metrics_sources=[retention.render_prometheus],
         )

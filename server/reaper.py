@@ -15,6 +15,7 @@ from server.errors import BootfleetError
 from server.models import utcnow
 from server.registry import installs
 from server.registry.database import session_scope
+from server.retention import Retention
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +40,25 @@ def reap(engine: Engine) -> list[str]:
 
 
 class Reaper(threading.Thread):
-    def __init__(self, engine: Engine, interval: float) -> None:
+    """Fails overdue installs every `interval` seconds, and applies `retention` when due."""
+
+    def __init__(self, engine: Engine, interval: float, retention: Retention | None = None) -> None:
         super().__init__(name="bootfleet-reaper", daemon=True)
         self.engine = engine
         self.interval = interval
+        self.retention = retention
         self.stopping = threading.Event()
+
+    def round(self) -> None:
+        reap(self.engine)
+        if self.retention is not None:
+            self.retention.due()
 
     def run(self) -> None:
         # The first round runs at once: deadlines that passed while the server was down fire.
         while True:
             try:
-                reap(self.engine)
+                self.round()
             except Exception:  # never let one bad round end the thread
                 log.exception("reaper round failed")
             if self.stopping.wait(self.interval):

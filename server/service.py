@@ -71,7 +71,7 @@ def _serve(settings: Settings) -> None:
     except StartupError:
         http.close()
         raise
-    reaper = Reaper(fleet.engine, settings.reap_interval)
+    reaper = Reaper(fleet.engine, settings.reap_interval, fleet.retention)
     reaper.start()
 
     stop = threading.Event()
