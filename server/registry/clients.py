@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from sqlalchemy import func, insert, or_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from server.checks import Checks
@@ -57,7 +58,10 @@ def create(session: Session, data: ClientCreate, checks: Checks) -> Client:
         variables=data.variables,
     )
     session.add(row)
-    session.flush()
+    try:
+        session.flush()  # a concurrent create of this MAC on PostgreSQL fails here
+    except IntegrityError:
+        raise Conflict(f"client {data.mac} exists already") from None
     groups.set_membership(session, row, data.groups)
     session.flush()
     assignments.check(session, row, checks)  # a missing variable is a 400 now, not later
@@ -266,7 +270,15 @@ def import_csv(session: Session, text: str, checks: Checks) -> int:
         except (InvalidInput, NotFound, Conflict) as exc:
             raise InvalidInput(f"row {lineno}", exc.message) from None
         rows.append((data, row_profile))
-    _insert_many(session, rows)
+    try:
+        _insert_many(session, rows)
+    except IntegrityError:
+        # On PostgreSQL another request registered a MAC (or made a group) of this file
+        # after it was checked above; SQLite's write lock rules that out.
+        raise Conflict(
+            "a client of this file exists already: it was registered while the file was"
+            " imported; nothing was imported"
+        ) from None
     return len(rows)
 
 

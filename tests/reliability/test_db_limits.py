@@ -3,7 +3,9 @@ string longer than its VARCHAR column is a 400 naming the field, never a 500."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -14,7 +16,8 @@ from server.config import Settings
 from server.fleet import Fleet
 from server.registry import admin_tokens
 from server.registry.database import session_scope
-from tests.reliability.helpers import PROFILE
+from tests.reliability.figures import FIGURES
+from tests.reliability.helpers import PROFILE, mac
 
 LONG = 5000  # past every VARCHAR(n) in the schema
 
@@ -63,3 +66,51 @@ def test_overlong_string_is_400_naming_the_field(
     r = getattr(client, method)(path, json=body, headers=auth)
     assert r.status_code == 400, r.text
     assert field in r.json["error"].get("field", "") + r.json["error"]["message"], r.text
+
+
+ROUNDS = 8
+ROWS = 200  # the import checks all rows before it inserts: a wide window for the race
+
+
+def at_once(*calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls in threads released together by a barrier; their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = calls[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def test_import_racing_a_create_is_a_conflict(
+    http: tuple[FlaskClient, dict[str, str]], db_url: str
+) -> None:
+    """A CSV import and a registration of one of its MACs at the same moment: one wins,
+    the other is told the client exists already; never a 500, never both."""
+    client, auth = http
+    app = client.application
+    a, text = auth, {**auth, "Content-Type": "text/csv"}
+    for n in range(ROUNDS):
+        macs = [mac(n * ROWS + i + 1) for i in range(ROWS)]
+        csv = "".join(f"{m},,,\n" for m in macs)
+        imp, new = at_once(
+            partial(app.test_client().post, "/api/v1/clients/import", data=csv, headers=text),
+            partial(app.test_client().post, "/api/v1/clients", json={"mac": macs[-1]}, headers=a),
+        )
+        assert imp.status_code != 500 and new.status_code != 500, (imp.text, new.text)
+        if imp.status_code == 200:
+            assert new.status_code == 409, new.text
+        else:
+            assert new.status_code == 201, new.text
+            assert imp.status_code in (400, 409), imp.text
+            assert "exists already" in imp.json["error"]["message"], imp.text
+        first = client.get(f"/api/v1/clients/{macs[0]}", headers=auth)  # all rows or none
+        assert first.status_code == (200 if imp.status_code == 200 else 404), first.text
+        FIGURES[f"import racing a create, {db_url.split(':')[0]}: import {imp.status_code}"] += 1
