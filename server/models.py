@@ -17,6 +17,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     field_serializer,
+    field_validator,
 )
 from sqlalchemy import JSON, Column, DateTime, Index, Text
 from sqlalchemy.engine import Dialect
@@ -192,10 +193,28 @@ Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX)]
 GroupNames = Annotated[list[str], AfterValidator(_check_groups)]
 
 
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
 class Strict(SQLModel):
     """Input shapes refuse unknown fields and do not coerce types silently."""
 
     model_config = ConfigDict(extra="forbid", strict=True)  # type: ignore[assignment]
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL (a 500 there, stored on SQLite): one answer, 400.
+        if _has_nul(value):
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 # --- profiles ---------------------------------------------------------------------------------
@@ -362,8 +381,13 @@ class ProgressReport(Strict):
     message: str = Field(default="", max_length=1024)
 
 
+def _nul_visible(value: str) -> str:
+    """An installer's log is kept even with NUL bytes in it: they show as U+FFFD."""
+    return value.replace("\0", "\ufffd")
+
+
 class FailureReport(Strict):
-    log: str = ""
+    log: Annotated[str, AfterValidator(_nul_visible)] = ""
     message: str = Field(default="", max_length=1024)
 
 

@@ -9,7 +9,7 @@ from flask import Flask, request
 from server import ratelimit, web
 from server.api import boot, clients, docs, errors, groups, installs, profiles, templates
 from server.config import Settings
-from server.errors import TooManyRequests
+from server.errors import InvalidInput, TooManyRequests
 from server.fleet import Fleet
 from server.ratelimit import RateLimiter
 
@@ -42,6 +42,17 @@ def create_app(
             wait = limiter.take(request.remote_addr or "-")
             if wait > 0:
                 raise TooManyRequests(f"too many requests from {request.remote_addr}", wait)
+
+    @app.before_request
+    def _no_nul() -> None:
+        # PostgreSQL cannot compare text with a NUL in it (a 500); the boot paths keep their
+        # own answer to a malformed MAC (local boot).
+        if request.blueprint != "boot":
+            if "\0" in request.path:
+                raise InvalidInput("path", "must not contain NUL characters")
+            for name, value in request.args.items(multi=True):
+                if "\0" in value or "\0" in name:
+                    raise InvalidInput(name, "must not contain NUL characters")
 
     for module in (boot, profiles, clients, groups, installs, templates, docs):
         app.register_blueprint(module.bp)

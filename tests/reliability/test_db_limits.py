@@ -1,5 +1,6 @@
 """What the database refuses, the API refuses first: on a SQLite file and on PostgreSQL, a
-string longer than its VARCHAR column is a 400 naming the field, never a 500."""
+string longer than its VARCHAR column or one with a NUL (PostgreSQL text cannot hold it) is
+a 400 naming the field, and two requests inserting one MAC at once a 409; never a 500."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from server.fleet import Fleet
 from server.registry import admin_tokens
 from server.registry.database import session_scope
 from tests.reliability.figures import FIGURES
-from tests.reliability.helpers import PROFILE, mac
+from tests.reliability.helpers import PROFILE, mac, token_in
 
 LONG = 5000  # past every VARCHAR(n) in the schema
 
@@ -35,7 +36,7 @@ def http(settings: Settings, db_url: str) -> Iterator[tuple[FlaskClient, dict[st
 
 
 # (method, path, body, the field the 400 names); bodies built around one over-long string.
-CASES: list[tuple[str, str, dict[str, Any], str]] = [
+CASES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("post", "/api/v1/profiles", {**PROFILE, "name": "p1", "cmdline": "a" * LONG}, "cmdline"),
     ("post", "/api/v1/profiles", {**PROFILE, "name": "p2", "kernel": "k" * LONG}, "kernel"),
     (
@@ -52,14 +53,28 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
 ]
 
 
+# NUL: PostgreSQL text cannot hold it (a DataError, 500), SQLite stores it.
+CASES += [
+    ("get", "/api/v1/clients?profile=%00", None, "profile"),
+    ("get", "/api/v1/clients?group=a%00", None, "group"),
+    ("get", "/api/v1/profiles/%00", None, "path"),
+    ("get", "/api/v1/groups/lab%00", None, "path"),
+    ("post", "/api/v1/groups", {"name": "g1", "description": "\0"}, "description"),
+    ("patch", "/api/v1/groups/lab", {"description": "a\0"}, "description"),
+    ("post", "/api/v1/clients", {"mac": mac(1), "profile": "\0"}, "profile"),
+    ("post", "/api/v1/profiles", {**PROFILE, "name": "p1", "answer_template": "\0"}, "answer"),
+]
+
+
 @pytest.mark.parametrize(("method", "path", "body", "field"), CASES)
-def test_overlong_string_is_400_naming_the_field(
+def test_refused_input_is_400_naming_the_field(
     http: tuple[FlaskClient, dict[str, str]],
     method: str,
     path: str,
-    body: dict[str, Any],
+    body: dict[str, Any] | None,
     field: str,
 ) -> None:
+    """An over-long string, or a NUL (found by the schemathesis run on PostgreSQL)."""
     client, auth = http
     assert client.post("/api/v1/profiles", json=PROFILE, headers=auth).status_code == 201
     assert client.post("/api/v1/groups", json={"name": "lab"}, headers=auth).status_code == 201
@@ -114,3 +129,21 @@ def test_import_racing_a_create_is_a_conflict(
         first = client.get(f"/api/v1/clients/{macs[0]}", headers=auth)  # all rows or none
         assert first.status_code == (200 if imp.status_code == 200 else 404), first.text
         FIGURES[f"import racing a create, {db_url.split(':')[0]}: import {imp.status_code}"] += 1
+
+
+def test_installer_reports_with_nul(http: tuple[FlaskClient, dict[str, str]]) -> None:
+    """A progress message with NUL is refused; a failure log keeps its report, NUL shown."""
+    client, auth = http
+    assert client.post("/api/v1/profiles", json=PROFILE, headers=auth).status_code == 201
+    m = mac(2)
+    r = client.post("/api/v1/clients", json={"mac": m, "profile": "debian12"}, headers=auth)
+    assert r.status_code == 201, r.text
+    assert client.post(f"/api/v1/clients/{m}/reinstall", headers=auth).status_code == 200
+    token = token_in(client.get(f"/ipxe?mac={m}").text)
+    r = client.post(f"/api/v1/installs/{token}/progress", json={"percent": 5, "message": "\0"})
+    assert r.status_code == 400 and r.json["error"]["field"] == "message", r.text
+    r = client.post(f"/api/v1/installs/{token}/failed", json={"log": "disk\0full"})
+    assert r.status_code == 200, r.text
+    installs = client.get(f"/api/v1/clients/{m}/installs", headers=auth).json["items"]
+    detail = client.get(f"/api/v1/clients/{m}/installs/{installs[0]['id']}", headers=auth).json
+    assert detail["failure_log"] == "disk\ufffdfull", detail
