@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -209,6 +210,19 @@ def install_public(row: Install) -> InstallPublic:
 CSV_FIELDS = ("mac", "hostname", "profile", "groups")
 
 
+def _csv_rows(text: str) -> Iterator[list[str]]:
+    """The CSV's rows; a file the csv module cannot read is InvalidInput naming the row."""
+    # newline="": the csv module reads CR, LF and CRLF itself (a bare CR is a line end)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InvalidInput(f"row {reader.line_num}", f"not CSV: {exc}") from None
+
+
 def import_csv(session: Session, text: str, checks: Checks) -> int:
     """Create clients from CSV `mac,hostname,profile,groups` (groups separated by ';' or
     spaces). All rows or none: the first bad row raises InvalidInput naming the row.
@@ -217,7 +231,7 @@ def import_csv(session: Session, text: str, checks: Checks) -> int:
     profile, answer-file variables, the installer's command line), against registry facts
     read once; then all rows go in with a few bulk INSERTs instead of one ORM round trip per
     row."""
-    reader = csv.reader(io.StringIO(text))
+    reader = _csv_rows(text)
     existing = set(session.exec(select(Client.mac)))
     found_profiles: dict[str, Profile] = {}
     group_vars: dict[str, dict[str, Any]] = {}

@@ -165,6 +165,25 @@ def test_csv_import_refuses_duplicates_and_unknown_profiles(
     assert r.status_code == 400
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "O\r\U000fb0a9",  # what schemathesis sent: a bare CR inside the first row
+        "52:54:00:00:05:01,a\rb\n",
+        '52:54:00:00:05:01,"open quote\n',
+        "52:54:00:00:05:01," + "x" * 200_000 + "\n",  # over the csv module's field limit
+    ],
+    ids=["fuzzed", "bare-cr", "open-quote", "huge-field"],
+)
+def test_csv_import_of_malformed_csv_is_a_400(client: FlaskClient, auth: dict, body: str) -> None:
+    r = client.post(
+        "/api/v1/clients/import", data=body.encode(), content_type="text/csv", headers=auth
+    )
+    assert r.status_code == 400, r.text
+    assert r.json["error"]["field"].startswith("row "), r.text
+    assert client.get("/api/v1/clients", headers=auth).json["total"] == 0
+
+
 def test_reinstall_and_cancel(client: FlaskClient, auth: dict, registered: str) -> None:
     r = client.post(f"/api/v1/clients/{registered}/reinstall", headers=auth)
     assert r.status_code == 200 and r.json["state"] == "pending"
