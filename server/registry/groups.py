@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from server.errors import Conflict, NotFound
@@ -35,22 +37,36 @@ def create(session: Session, data: GroupCreate) -> ClientGroup:
         raise Conflict(f"group {data.name!r} exists already")
     row = ClientGroup.model_validate(data.model_dump())
     session.add(row)
-    session.flush()
+    try:
+        session.flush()  # a concurrent create of this name on PostgreSQL fails here
+    except IntegrityError:
+        raise Conflict(f"group {data.name!r} exists already") from None
     return row
 
 
 def ensure(session: Session, names: list[str]) -> list[ClientGroup]:
-    """The groups named, created empty where missing (assigning a client creates its groups)."""
+    """The groups named, created empty where missing (assigning a client creates its groups).
+
+    Two requests that bring the same new group both get it: the INSERT skips a name another
+    transaction has just added (PostgreSQL waits for that one to commit)."""
     if not names:
         return []
+    have = session.exec(select(ClientGroup.name).where(col(ClientGroup.name).in_(names))).all()
+    missing = sorted(set(names) - set(have))
+    if missing:
+        rows = [{"name": n, "description": "", "variables": {}} for n in missing]
+        table = ClientGroup.__table__  # type: ignore[attr-defined]
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            session.execute(postgresql.insert(table).values(rows).on_conflict_do_nothing())
+        elif dialect == "sqlite":
+            session.execute(sqlite.insert(table).values(rows).on_conflict_do_nothing())
+        else:  # no race-free insert here: the unique index decides
+            session.add_all(ClientGroup(name=n) for n in missing)
+            session.flush()
     found = {
         g.name: g for g in session.exec(select(ClientGroup).where(col(ClientGroup.name).in_(names)))
     }
-    for name in names:
-        if name not in found:
-            found[name] = ClientGroup(name=name)
-            session.add(found[name])
-    session.flush()
     return [found[n] for n in names]
 
 

@@ -147,3 +147,29 @@ def test_installer_reports_with_nul(http: tuple[FlaskClient, dict[str, str]]) ->
     installs = client.get(f"/api/v1/clients/{m}/installs", headers=auth).json["items"]
     detail = client.get(f"/api/v1/clients/{m}/installs/{installs[0]['id']}", headers=auth).json
     assert detail["failure_log"] == "disk\ufffdfull", detail
+
+
+def test_one_new_group_brought_twice_at_once(
+    http: tuple[FlaskClient, dict[str, str]],
+) -> None:
+    """Two clients registered at once with the same new group both get it; two creates of
+    one group give 201 and 409. Never a 500 (it was one on PostgreSQL for the clients)."""
+    client, auth = http
+    app = client.application
+    for n in range(ROUNDS):
+        members = [
+            partial(
+                app.test_client().post,
+                "/api/v1/clients",
+                json={"mac": mac(1000 + 2 * n + i), "groups": [f"new{n}"]},
+                headers=auth,
+            )
+            for i in range(2)
+        ]
+        assert sorted(r.status_code for r in at_once(*members)) == [201, 201]
+        creates = [
+            partial(app.test_client().post, "/api/v1/groups", json={"name": f"g{n}"}, headers=auth)
+            for _ in range(2)
+        ]
+        assert sorted(r.status_code for r in at_once(*creates)) == [201, 409]
+    assert client.get("/api/v1/groups/new0", headers=auth).json["members"] == 2
