@@ -12,18 +12,34 @@ from datetime import UTC, timedelta
 
 import psycopg
 import pytest
+from sqlalchemy import DateTime
 from sqlalchemy.engine import make_url
+from sqlmodel import SQLModel
 
 from server.api import create_app
 from server.config import Settings
 from server.fleet import Fleet
-from server.models import Install, utcnow
+from server.models import Install, UtcTimestamp, utcnow
 from server.reaper import reap
 from server.registry import admin_tokens, clients, installs
 from server.registry.database import session_scope
 from tests.reliability.helpers import PROFILE, mac
 
 FAR_ZONE = "Pacific/Kiritimati"  # UTC+14: any confusion of local and UTC shows by hours
+
+
+def test_every_datetime_column_is_a_utc_timestamp() -> None:
+    """Not left to sqlmodel: before 0.0.45 it made naive DateTime columns of `datetime`, and
+    this file's restart test failed there on SQLite too (naive values read back; the grace
+    window raised "can't subtract offset-naive and offset-aware datetimes")."""
+    columns = [
+        c
+        for table in SQLModel.metadata.sorted_tables
+        for c in table.columns
+        if isinstance(c.type, DateTime | UtcTimestamp)
+    ]
+    assert len(columns) >= 15
+    assert all(isinstance(c.type, UtcTimestamp) for c in columns), columns
 
 
 def far_zone(url: str) -> None:
