@@ -4,9 +4,12 @@ a 400 naming the field, and two requests inserting one MAC at once a 409; never 
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -173,3 +176,64 @@ def test_one_new_group_brought_twice_at_once(
         ]
         assert sorted(r.status_code for r in at_once(*creates)) == [201, 409]
     assert client.get("/api/v1/groups/new0", headers=auth).json["members"] == 2
+
+
+CLI_DELAYS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4)  # when the registration follows the import
+
+
+def cli_importer(argv: list[str], paths: list[str], barrier: Any, results: Any) -> None:
+    """In its own process: `bootfleet client import` of each file once the barrier opens."""
+    from click.testing import CliRunner
+
+    from server.cli import main
+
+    for path in paths:
+        barrier.wait()
+        r = CliRunner().invoke(main, ["client", "import", path, *argv])
+        results.put((r.exit_code, r.output, repr(r.exception)))
+
+
+def test_cli_import_racing_a_create(settings: Settings, db_url: str, tmp_path: Path) -> None:
+    """The CLI in another process imports while the API registers one of the file's MACs a
+    moment later: the CLI prints one clear line (exit 1) or the API answers 409."""
+    settings = settings.replace(database_url=db_url)
+    fleet = Fleet.open(settings)
+    try:
+        with session_scope(fleet.engine, write=True) as s:
+            _, secret = admin_tokens.create(s)
+        auth = {"Authorization": f"Bearer {secret}"}
+        http = create_app(fleet=fleet, test_config={"TESTING": True}).test_client()
+        files, last = [], []
+        for n in range(len(CLI_DELAYS)):
+            macs = [mac(n * 2000 + i + 1) for i in range(2000)]
+            path = tmp_path / f"import{n}.csv"
+            path.write_text("".join(f"{m},,,\n" for m in macs))
+            files.append(str(path))
+            last.append(macs[-1])
+        argv = ["--database-url", db_url, "--data-dir", str(settings.data_dir)]
+        argv += ["--images-dir", str(settings.images)]
+        ctx = multiprocessing.get_context("spawn")
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        child = ctx.Process(target=cli_importer, args=(argv, files, barrier, results))
+        child.start()
+        try:
+            for delay, m in zip(CLI_DELAYS, last, strict=True):
+                barrier.wait(timeout=60)
+                time.sleep(delay)
+                r = http.post("/api/v1/clients", json={"mac": m}, headers=auth)
+                code, output, exc = results.get(timeout=60)
+                assert r.status_code in (201, 409), r.text
+                if code == 0:
+                    assert r.status_code == 409 and "imported 2000" in output, (r.text, output)
+                else:
+                    assert r.status_code == 201, r.text
+                    assert code == 1 and output.startswith("Error: "), (output, exc)
+                    assert "exists already" in output and "Traceback" not in output, output
+                kind = "imported" if code == 0 else output.split(":")[1].strip()[:20]
+                FIGURES[f"cli import racing a create, {db_url.split(':')[0]}: {kind}"] += 1
+        finally:
+            child.join(timeout=60)
+            if child.is_alive():
+                child.kill()
+    finally:
+        fleet.close()
