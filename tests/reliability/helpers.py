@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
+
+from flask.testing import FlaskClient
+
+from server.api import create_app
+from server.config import Settings
+from server.fleet import Fleet
+from server.registry import admin_tokens
+from server.registry.database import session_scope
 
 INSTALL_URL = re.compile(r"/api/v1/installs/([A-Za-z0-9_-]{43})")
 
@@ -36,3 +46,16 @@ def token_in(script: str) -> str:
 
 def status(response: Any) -> int:
     return int(getattr(response, "status_code", 0))
+
+
+@contextmanager
+def admin_app(settings: Settings) -> Iterator[tuple[FlaskClient, dict[str, str]]]:
+    """A test client of the app on its own Fleet, and an admin token's header; closed after."""
+    fleet = Fleet.open(settings)
+    try:
+        with session_scope(fleet.engine, write=True) as s:
+            _, secret = admin_tokens.create(s)
+        app = create_app(fleet=fleet, test_config={"TESTING": True})
+        yield app.test_client(), {"Authorization": f"Bearer {secret}"}
+    finally:
+        fleet.close()

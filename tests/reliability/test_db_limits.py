@@ -15,27 +15,17 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from server.api import create_app
 from server.config import Settings
-from server.fleet import Fleet
-from server.registry import admin_tokens
-from server.registry.database import session_scope
 from tests.reliability.figures import FIGURES
-from tests.reliability.helpers import PROFILE, mac, token_in
+from tests.reliability.helpers import PROFILE, admin_app, mac, token_in
 
 LONG = 5000  # past every VARCHAR(n) in the schema
 
 
 @pytest.fixture
 def http(settings: Settings, db_url: str) -> Iterator[tuple[FlaskClient, dict[str, str]]]:
-    fleet = Fleet.open(settings.replace(database_url=db_url))
-    try:
-        with session_scope(fleet.engine, write=True) as s:
-            _, secret = admin_tokens.create(s)
-        app = create_app(fleet=fleet, test_config={"TESTING": True})
-        yield app.test_client(), {"Authorization": f"Bearer {secret}"}
-    finally:
-        fleet.close()
+    with admin_app(settings.replace(database_url=db_url)) as client_and_auth:
+        yield client_and_auth
 
 
 # (method, path, body, the field the 400 names); bodies built around one over-long string.
@@ -197,12 +187,7 @@ def test_cli_import_racing_a_create(settings: Settings, db_url: str, tmp_path: P
     """The CLI in another process imports while the API registers one of the file's MACs a
     moment later: the CLI prints one clear line (exit 1) or the API answers 409."""
     settings = settings.replace(database_url=db_url)
-    fleet = Fleet.open(settings)
-    try:
-        with session_scope(fleet.engine, write=True) as s:
-            _, secret = admin_tokens.create(s)
-        auth = {"Authorization": f"Bearer {secret}"}
-        http = create_app(fleet=fleet, test_config={"TESTING": True}).test_client()
+    with admin_app(settings) as (http, auth):
         files, last = [], []
         for n in range(len(CLI_DELAYS)):
             macs = [mac(n * 2000 + i + 1) for i in range(2000)]
@@ -235,5 +220,3 @@ def test_cli_import_racing_a_create(settings: Settings, db_url: str, tmp_path: P
             child.join(timeout=60)
             if child.is_alive():
                 child.kill()
-    finally:
-        fleet.close()

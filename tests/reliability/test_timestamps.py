@@ -16,14 +16,13 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
-from server.api import create_app
 from server.config import Settings
 from server.fleet import Fleet
 from server.models import Install, UtcTimestamp, utcnow
 from server.reaper import reap
-from server.registry import admin_tokens, clients, installs
+from server.registry import clients, installs
 from server.registry.database import session_scope
-from tests.reliability.helpers import PROFILE, mac
+from tests.reliability.helpers import PROFILE, admin_app, mac
 
 FAR_ZONE = "Pacific/Kiritimati"  # UTC+14: any confusion of local and UTC shows by hours
 
@@ -75,12 +74,7 @@ def url(db_url: str) -> str:
 
 def booting_client(settings: Settings) -> str:
     """A client whose installer boot config went out; the server then stops."""
-    fleet = Fleet.open(settings)
-    try:
-        with session_scope(fleet.engine, write=True) as s:
-            _, secret = admin_tokens.create(s)
-        auth = {"Authorization": f"Bearer {secret}"}
-        http = create_app(fleet=fleet, test_config={"TESTING": True}).test_client()
+    with admin_app(settings) as (http, auth):
         assert http.post("/api/v1/profiles", json=PROFILE, headers=auth).status_code == 201
         m = mac(7)
         r = http.post("/api/v1/clients", json={"mac": m, "profile": "debian12"}, headers=auth)
@@ -88,8 +82,6 @@ def booting_client(settings: Settings) -> str:
         assert http.post(f"/api/v1/clients/{m}/reinstall", headers=auth).status_code == 200
         assert "/api/v1/installs/" in http.get(f"/ipxe?mac={m}").text
         return m
-    finally:
-        fleet.close()
 
 
 def test_restart_reads_aware_utc_and_reaps(settings: Settings, url: str) -> None:
