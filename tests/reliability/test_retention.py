@@ -11,6 +11,7 @@ from server.config import Settings
 from server.fleet import Fleet
 from server.models import Discovered, Event, utcnow
 from server.registry.database import session_scope
+from tests.reliability.figures import FIGURES
 
 
 def test_prune_on_each_database(settings: Settings, db_url: str) -> None:
@@ -26,7 +27,11 @@ def test_prune_on_each_database(settings: Settings, db_url: str) -> None:
                 s.add(Event(mac=macs[5], kind="progress", detail=str(n)))
             s.add(Event(mac="02:00:00:00:01:00", kind="installed", at=utcnow() - timedelta(2)))
 
-        assert fleet.retention.prune() == (3, 3 + 2 + 1)  # 3 rows, their events, 2 + 1 events
+        pruned = fleet.retention.prune()
+        assert pruned == (3, 3 + 2 + 1)  # 3 rows, their events, 2 + 1 events
+        db = db_url.split(":")[0]
+        FIGURES[f"retention, {db}: discovered rows pruned"] += pruned[0]
+        FIGURES[f"retention, {db}: events pruned"] += pruned[1]
 
         with session_scope(fleet.engine) as s:
             kept = s.exec(select(Discovered.mac).order_by(col(Discovered.mac))).all()

@@ -22,6 +22,7 @@ from server.models import Install, UtcTimestamp, utcnow
 from server.reaper import reap
 from server.registry import clients, installs
 from server.registry.database import session_scope
+from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import PROFILE, admin_app, mac
 
 FAR_ZONE = "Pacific/Kiritimati"  # UTC+14: any confusion of local and UTC shows by hours
@@ -86,6 +87,7 @@ def booting_client(settings: Settings) -> str:
 
 def test_restart_reads_aware_utc_and_reaps(settings: Settings, url: str) -> None:
     restart_and_reap(settings.replace(database_url=url))
+    FIGURES[f"timestamps read back aware UTC after a restart, {url.split(':')[0]}"] += 1
 
 
 def test_naive_columns_on_postgres(settings: Settings, pg_url: str) -> None:
