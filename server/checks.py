@@ -9,7 +9,7 @@ machine that quietly boots from its disk later.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,9 +29,12 @@ class Checks:
         file, else the ones its template declares, validated (Catalog.check)."""
         return merged if template is None else self.catalog.check(template, merged)
 
-    def cmdline(self, client: Machine, snapshot: Mapping[str, Any]) -> None:
-        """InvalidInput on `cmdline` unless the installer for `snapshot` renders for `client`."""
-        self.booter.check_cmdline(client, snapshot)
+    def cmdline(
+        self, client: Machine, snapshot: Mapping[str, Any], passed: set[Hashable] | None = None
+    ) -> None:
+        """InvalidInput on `cmdline` unless the installer for `snapshot` renders for `client`
+        (`passed`: what already passed in this batch, see Booter.check_cmdline)."""
+        self.booter.check_cmdline(client, snapshot, passed)
 
     def cmdline_template(self, template: str) -> None:
         """InvalidInput on `cmdline` unless a profile's command line compiles."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from server import cmdline
@@ -77,6 +78,7 @@ class Renderer:
             undefined=jinja2.StrictUndefined, autoescape=False
         )
         self._cmdlines: dict[str, jinja2.Template] = {}
+        self._cmdline_names: dict[str, frozenset[str]] = {}
 
     def render_boot(self, spec: BootSpec, flavor: Flavor) -> str:
         """The config `flavor`'s loader reads for `spec` (install entry or local boot)."""
@@ -104,6 +106,19 @@ class Renderer:
             self._cmdline_template(template)
         except jinja2.TemplateError as exc:
             raise InvalidInput("cmdline", f"cannot render: {exc}") from None
+
+    def cmdline_names(self, template: str) -> frozenset[str]:
+        """The context names `template` reads: its rendering depends on nothing else."""
+        names = self._cmdline_names.get(template)
+        if names is None:
+            if len(self._cmdline_names) >= 256:  # as _cmdlines: few profiles, bounded churn
+                self._cmdline_names.clear()
+            try:
+                found = jinja2.meta.find_undeclared_variables(self.sandbox.parse(template))
+            except jinja2.TemplateError as exc:
+                raise InvalidInput("cmdline", f"cannot render: {exc}") from None
+            names = self._cmdline_names[template] = frozenset(found)
+        return names
 
     def _cmdline_template(self, text: str) -> jinja2.Template:
         compiled = self._cmdlines.get(text)

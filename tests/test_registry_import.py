@@ -88,3 +88,39 @@ def test_existing_group_keeps_its_variables(reg: Fleet) -> None:
     with session_scope(reg.engine) as s:
         assert groups.public(s, groups.get(s, "lab")).members == 2
         assert groups.public(s, groups.get(s, "lab")).variables == {"x": 1}
+
+
+def test_a_command_line_is_rendered_once_per_distinct_input(
+    reg: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template that reads neither MAC nor host name renders once for the whole file."""
+    rendered: list[str] = []
+    original = reg.checks.booter.renderer.render_cmdline
+
+    def counting(template: str, context: dict) -> str:
+        rendered.append(context["mac"])
+        return original(template, context)
+
+    monkeypatch.setattr(reg.checks.booter.renderer, "render_cmdline", counting)
+    rows = "".join(f"52:54:00:00:01:{n:02x},pc{n},debian12\n" for n in range(50))
+    assert run(reg, rows) == 50
+    assert rendered == ["52:54:00:00:01:00"]
+
+
+def test_a_row_whose_values_break_the_command_line_is_still_named(reg: Fleet) -> None:
+    """The remembered outcome is keyed on the values the template reads (here the host name)."""
+    with session_scope(reg.engine, write=True) as s:
+        profiles.create(
+            s,
+            ProfileCreate(
+                name="picky",
+                kernel="debian/linux",
+                cmdline="{% if hostname == 'pc2' %}${x}{% endif %}quiet",
+            ),
+            reg.checks,
+        )
+    rows = "52:54:00:00:02:01,pc1,picky\n52:54:00:00:02:03,pc3,picky\n52:54:00:00:02:02,pc2,picky\n"
+    with pytest.raises(InvalidInput) as err:
+        run(reg, rows)
+    assert err.value.message.startswith("row 3:"), err.value.message
+    assert macs(reg) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -237,6 +237,7 @@ def import_csv(session: Session, text: str, checks: Checks) -> int:
     group_vars: dict[str, dict[str, Any]] = {}
     checked: dict[tuple[str | None, tuple[str, ...]], dict[str, Any] | str] = {}
     seen: set[str] = set()
+    passed: set[Hashable] = set()  # command lines that rendered (Booter.check_cmdline)
     rows: list[tuple[ClientCreate, Profile | None]] = []
     for lineno, fields in enumerate(reader, start=1):
         if not fields or all(not f.strip() for f in fields) or fields[0].lstrip().startswith("#"):
@@ -280,7 +281,7 @@ def import_csv(session: Session, text: str, checks: Checks) -> int:
                 if isinstance(variables, str):
                     raise InvalidInput("", variables)
                 row = _NewClient(data.mac, data.hostname, None)
-                checks.cmdline(row, assignments.snapshot(row, row_profile, variables))
+                checks.cmdline(row, assignments.snapshot(row, row_profile, variables), passed)
         except (InvalidInput, NotFound, Conflict) as exc:
             raise InvalidInput(f"row {lineno}", exc.message) from None
         rows.append((data, row_profile))
