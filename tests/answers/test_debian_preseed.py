@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -261,16 +262,11 @@ def test_netfirst_order_in_busybox_awk(serve: Serve, d_i_root: Path) -> None:
 def test_watcher_reports_a_failed_step(serve: Serve, d_i_root: Path, recorder: Recorder) -> None:
     """`start` leaves a watcher that posts the syslog once main-menu logs a failed step."""
     url, posts = recorder
-    script = helper(serve("debian-preseed", **VARS)).replace(INSTALL_URL, url)
-    (d_i_root / "tmp/bootfleet.sh").write_text(script)
-    (d_i_root / "tmp/bootfleet.done").unlink(missing_ok=True)
     failure = "main-menu[312]: WARNING **: Configuring 'partman-base' failed with error code 1\n"
     (d_i_root / "var/log/syslog").write_text("kernel: boot\n" + failure)
-    subprocess.run(["chroot", str(d_i_root), "/bin/sh", "/tmp/bootfleet.sh", "start"], check=True)
+    start_watcher(serve, d_i_root, url)
     # The watcher runs detached; wait for its report (it sleeps 5 s before sending the log).
-    deadline = time.monotonic() + 120
-    while len(posts) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_posts(posts, 2)
     assert [p[0] for p in posts] == [
         "/api/v1/installs/tok/progress",
         "/api/v1/installs/tok/failed",
@@ -326,6 +322,21 @@ def d_i_proc(d_i_root: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(proc)], check=False)
 
 
+@contextmanager
+def stand_in_frontend(d_i_root: Path, perl: str, stdin: int = subprocess.DEVNULL) -> Iterator[None]:
+    """A process that looks like d-i's text frontend (its command line), running `perl`; at
+    the end it is killed and the watcher told to stop."""
+    if shutil.which("perl") is None:
+        pytest.skip("needs perl for the stand-in frontend")
+    rename = '$0 = "debconf -o d-i /usr/bin/main-menu"; '
+    with subprocess.Popen(["perl", "-e", rename + perl], stdin=stdin) as frontend:
+        try:
+            yield
+        finally:
+            frontend.kill()
+            (d_i_root / "tmp/bootfleet.done").touch()
+
+
 def test_watcher_reports_a_question_nobody_answers(
     serve: Serve, d_i_root: Path, d_i_proc: Path, recorder: Recorder
 ) -> None:
@@ -333,21 +344,11 @@ def test_watcher_reports_a_question_nobody_answers(
 
     perl renames itself to the frontend's command line and blocks in select(2), as cdebconf's
     newt frontend does while a question waits on the terminal."""
-    if shutil.which("perl") is None:
-        pytest.skip("needs perl for the stand-in frontend")
     url, posts = recorder
     (d_i_root / "var/log/syslog").write_text("choose-mirror[9]: the mirror is bad\n")
-    frontend = subprocess.Popen(
-        ["perl", "-e", '$0 = "debconf -o d-i /usr/bin/main-menu"; select(undef, undef, undef, 60)'],
-        stdin=subprocess.DEVNULL,
-    )
-    try:
+    with stand_in_frontend(d_i_root, "select(undef, undef, undef, 60)"):
         start_watcher(serve, d_i_root, url, ask_limit=10)
         wait_posts(posts, 2, timeout=60)
-    finally:
-        frontend.kill()
-        frontend.wait()
-        (d_i_root / "tmp/bootfleet.done").touch()
     assert [p[0] for p in posts] == [
         "/api/v1/installs/tok/progress",
         "/api/v1/installs/tok/failed",
@@ -363,17 +364,7 @@ def test_watcher_ignores_a_busy_installer(
     """The frontend reading its confmodule pipe (a progress bar, work) is not a question."""
     url, posts = recorder
     (d_i_root / "var/log/syslog").write_text("kernel: boot\n")
-    frontend = subprocess.Popen(
-        ["perl", "-e", '$0 = "debconf -o d-i /usr/bin/main-menu"; my $l = <STDIN>;'],
-        stdin=subprocess.PIPE,
-    )
-    try:
+    with stand_in_frontend(d_i_root, "my $line = <STDIN>;", stdin=subprocess.PIPE):
         start_watcher(serve, d_i_root, url, ask_limit=10)
         time.sleep(20)
-    finally:
-        frontend.kill()
-        frontend.wait()
-        assert frontend.stdin is not None
-        frontend.stdin.close()
-        (d_i_root / "tmp/bootfleet.done").touch()
     assert [p[0] for p in posts] == ["/api/v1/installs/tok/progress"]
