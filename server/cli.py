@@ -125,6 +125,23 @@ def _shared_obj() -> dict[str, Any]:
 @click.option("--rate-limit", type=float, help="Boot/callback requests/s per source (10; 0 off).")
 @click.option("--rate-burst", type=int, help="Burst of boot/callback requests per source (120).")
 @click.option(
+    "--proxy-dhcp",
+    "proxy_dhcp",
+    flag_value=True,
+    default=None,
+    help="Answer PXE clients' DHCP with boot information (no addresses) beside the site's DHCP.",
+)
+@click.option(
+    "--proxy-dhcp-scope",
+    type=click.Choice(["all", "registered", "reinstall"]),
+    help="ProxyDHCP answers: all PXE clients, registered MACs, or in-flight reinstalls (all).",
+)
+@click.option(
+    "--proxy-dhcp-files", help="Boot files per architecture: bios=pxelinux.0,efi64=grubnetx64.efi"
+)
+@click.option("--proxy-dhcp-port", type=int, help="ProxyDHCP DHCP port (67).")
+@click.option("--proxy-dhcp-pxe-port", type=int, help="ProxyDHCP PXE request port (4011).")
+@click.option(
     "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
 )
 @friendly

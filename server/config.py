@@ -82,8 +82,21 @@ class Settings:
     # downloads are sent by waitress's I/O loop (wsgi.file_wrapper).
     http_threads: int = 4
     log_level: str = "INFO"
+    # ProxyDHCP (PXE 2.1, docs/proxydhcp.md): boot information for PXE clients beside the
+    # site's own DHCP server, which keeps handing out the addresses. Off by default.
+    proxy_dhcp: bool = False
+    # Who is answered: "all" PXE clients, "registered" MACs, or only MACs with a
+    # "reinstall" in flight (every other machine never sees Bootfleet).
+    proxy_dhcp_scope: str = "all"
+    # Boot files per client architecture over the defaults: "bios=pxelinux.0,efi64=..."
+    # (server/proxydhcp/policy.py: DEFAULT_FILES); "{server}" is the advertised URL.
+    proxy_dhcp_files: str = ""
+    proxy_dhcp_port: int = 67  # RFC 2131 server port
+    proxy_dhcp_pxe_port: int = 4011  # PXE 2.1: the UEFI firmware's DHCPREQUEST to the proxy
 
     def __post_init__(self) -> None:
+        if self.proxy_dhcp_scope not in PROXY_DHCP_SCOPES:
+            raise InvalidInput("proxy_dhcp_scope", f"must be one of {', '.join(PROXY_DHCP_SCOPES)}")
         for name, low, high in _BOUNDS:
             value = getattr(self, name)
             if not low <= value <= high:
@@ -140,11 +153,14 @@ class Settings:
 
 
 _NO_LIMIT = float("inf")
+PROXY_DHCP_SCOPES = ("all", "registered", "reinstall")  # who the proxyDHCP answers
 # (setting, lowest, highest): a value outside is refused when the settings are built, so
 # `--http-threads 0` is a one-line error rather than a server that never answers.
 _BOUNDS: tuple[tuple[str, float, float], ...] = (
     ("http_port", 0, 65535),
     ("tftp_port", 0, 65535),
+    ("proxy_dhcp_port", 0, 65535),
+    ("proxy_dhcp_pxe_port", 0, 65535),
     ("http_threads", 1, 256),
     ("tftp_max_blksize", 8, 65464),  # RFC 2348 (server.tftp.options; importing it costs 60 ms)
     ("tftp_max_transfers", 1, _NO_LIMIT),

@@ -50,3 +50,12 @@ def url_host(address: str) -> str:
         return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
     except ValueError:
         return address  # a DNS name
+
+
+def interface_of(address: str) -> str | None:
+    """The name of the interface holding IPv4 `address`, or None."""
+    for name in netifaces.interfaces():
+        for entry in netifaces.ifaddresses(name).get(netifaces.AF_INET) or []:
+            if entry.get("addr") == address:
+                return str(name)
+    return None

@@ -16,8 +16,9 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 from server.api import MAX_BODY, create_app
 from server.backup import serving_lock
 from server.config import Settings
-from server.errors import StartupError
+from server.errors import BootfleetError, StartupError
 from server.fleet import Fleet
+from server.proxydhcp.service import start_proxy_dhcp
 from server.reaper import Reaper
 from server.tftp.dynamic import make_dynamic
 from server.tftp.server import TftpService
@@ -71,6 +72,13 @@ def _serve(settings: Settings) -> None:
     except StartupError:
         http.close()
         raise
+    try:
+        proxy = start_proxy_dhcp(fleet)
+    except BootfleetError:  # a port taken, or a bad --proxy-dhcp-files
+        http.close()
+        if tftp is not None:
+            tftp.stop()
+        raise
     reaper = Reaper(fleet.engine, settings.reap_interval, fleet.retention)
     reaper.start()
 
@@ -84,6 +92,12 @@ def _serve(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     announce(fleet, tftp_port=tftp.port if tftp else None)
+    if proxy is not None:
+        dhcp_port, pxe_port = proxy.ports
+        click.echo(
+            f"  proxyDHCP ports {dhcp_port}+{pxe_port} on {proxy.where.device}: "
+            f"answering {fleet.settings.proxy_dhcp_scope} PXE clients, no addresses"
+        )
     try:
         http.run()
     except OSError:
@@ -92,6 +106,8 @@ def _serve(settings: Settings) -> None:
     finally:
         if tftp is not None:
             tftp.stop()
+        if proxy is not None:
+            proxy.stop()
         reaper.stop()
         fleet.close()
         log.info("stopped")
