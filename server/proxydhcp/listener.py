@@ -169,7 +169,7 @@ class ProxyDhcp:
             return
         if decision.file is None:
             log.info(
-                "proxyDHCP: no answer to %s (arch %s): %s; options %s",
+                "proxyDHCP: no answer to %s (arch %s): %s; client sent %s",
                 packet.mac,
                 decision.arch,
                 decision.reason,

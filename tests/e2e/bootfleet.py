@@ -53,6 +53,7 @@ class Bootfleet:
     profiles: set[str] = field(default_factory=set)
     boot_timeout: int = BOOT_TIMEOUT
     progress_timeout: int = PROGRESS_TIMEOUT
+    serve_args: tuple[str, ...] = ()  # more `bootfleet serve` flags (the proxyDHCP lab's)
 
     @property
     def data_dir(self) -> Path:
@@ -102,6 +103,21 @@ class Bootfleet:
 
     def start(self) -> Bootfleet:
         self.prepare()
+        self.launch()
+        self.token = self.cli("token", "create").strip()
+        return self
+
+    def restart(self, serve_args: tuple[str, ...]) -> None:
+        """Stop `bootfleet serve` and start it again with other flags: same data, same token."""
+        from .lab import stop_process
+
+        stop_process(self.proc)
+        if self.api is not None:
+            self.api.close()
+        self.serve_args = serve_args
+        self.launch()
+
+    def launch(self) -> None:
         cmd = [
             *bootfleet_cli(),
             "serve",
@@ -127,6 +143,7 @@ class Bootfleet:
             "1",
             "--log-level",
             "info",
+            *self.serve_args,
         ]
         self.proc = self.lab.popen(cmd, self.log)
         self.api = self.lab.http(host=self.address)
@@ -134,8 +151,6 @@ class Bootfleet:
             self.api.wait_up("/healthz", timeout=60)
         except TimeoutError:
             raise RuntimeError(f"bootfleet serve did not come up:\n{self.log_text()}") from None
-        self.token = self.cli("token", "create").strip()
-        return self
 
     def import_netboot(self, name: str, tree: Path) -> None:
         """`bootfleet images import NAME --from-netboot TREE`, as the README tells admins."""

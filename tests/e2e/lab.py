@@ -13,7 +13,9 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -300,3 +302,121 @@ class Lab:
             stop_process(proc)
         stop_process(self.dnsmasq)
         self.netns.delete()
+
+
+# --- a site router beside the lab: its own DHCP server, addresses only ------------------------
+
+ROUTER_IP = "198.18.0.254"
+ROUTER_IP6 = "2001:db8::fe"
+ROUTER_IFACE = "rtr0"
+
+
+def router_dnsmasq_conf(workdir: Path, iface: str = ROUTER_IFACE) -> str:
+    """A consumer router's DHCP: addresses only, no boot server, no boot file, no option 60."""
+    subnet = ROUTER_IP.rsplit(".", 1)[0]
+    return (
+        "\n".join(
+            [
+                "# --- the site's router: DHCP addresses only, nothing about booting ---",
+                "port=0",
+                f"interface={iface}",
+                "bind-interfaces",
+                f"dhcp-range={subnet}.100,{subnet}.200,255.255.255.0,1h",
+                "dhcp-authoritative",
+                "dhcp-option=option:router",  # the lab leads nowhere
+                "enable-ra",  # Debian's iPXE ROM waits ~16 s for an IPv6 router advertisement
+                "dhcp-range=2001:db8::,ra-only",
+                f"dhcp-leasefile={workdir / 'router.leases'}",
+                "log-dhcp",
+                f"log-facility={workdir / 'router-dnsmasq.log'}",
+                "user=root",
+                "group=root",
+            ]
+        )
+        + "\n"
+    )
+
+
+class SiteRouter:
+    """The site's DHCP server in a namespace of its own, joined to the lab bridge by a veth
+    pair, so a proxyDHCP on the bridge (port 67 in the lab namespace) sits beside it as it
+    would beside a real router."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.netns = Netns(f"{lab.netns.name}-rtr")
+        self.workdir = lab.workdir
+        self.dnsmasq: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SiteRouter:
+        self.netns.delete()
+        self.netns.create()
+        lab_ns = self.lab.netns
+        lab_ns.ip("link", "add", "vrtr", "type", "veth", "peer", "name", ROUTER_IFACE)
+        lab_ns.ip("link", "set", ROUTER_IFACE, "netns", self.netns.name)
+        lab_ns.ip("link", "set", "vrtr", "master", BRIDGE)
+        lab_ns.ip("link", "set", "vrtr", "up")
+        self.netns.ip("addr", "add", f"{ROUTER_IP}/{PREFIX}", "dev", ROUTER_IFACE)
+        self.netns.ip("-6", "addr", "add", f"{ROUTER_IP6}/64", "dev", ROUTER_IFACE, "nodad")
+        self.netns.ip("link", "set", ROUTER_IFACE, "up")
+        conf = self.workdir / "router-dnsmasq.conf"
+        conf.write_text(router_dnsmasq_conf(self.workdir))
+        self.dnsmasq = self.netns.popen(
+            [
+                shutil.which("dnsmasq") or "/usr/sbin/dnsmasq",
+                "--keep-in-foreground",
+                f"--conf-file={conf}",
+                f"--pid-file={self.workdir / 'router-dnsmasq.pid'}",
+            ],
+            self.workdir / "router-dnsmasq.out",
+        )
+        time.sleep(0.5)
+        if self.dnsmasq.poll() is not None:
+            out = (self.workdir / "router-dnsmasq.out").read_text()
+            raise RuntimeError("router dnsmasq exited: " + out)
+        return self
+
+    def log(self) -> str:
+        p = self.workdir / "router-dnsmasq.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def close(self) -> None:
+        stop_process(self.dnsmasq)
+        self.netns.delete()  # takes rtr0, and with it its peer on the bridge
+
+
+class TftpAsked:
+    """A UDP port 69 in a namespace that records each TFTP read request (peer, file name) and
+    refuses it (ERROR 1, file not found): who asked which server for what."""
+
+    def __init__(self, netns: str) -> None:
+        self.requests: list[tuple[str, str]] = []
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(netns,), daemon=True)
+
+    def start(self) -> TftpAsked:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("TFTP recorder did not start")
+        return self
+
+    def _run(self, netns: str) -> None:
+        _enter_netns(netns)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("0.0.0.0", 69))
+            sock.settimeout(0.5)
+            self._ready.set()
+            while not self._stop.is_set():
+                try:
+                    data, peer = sock.recvfrom(2048)
+                except TimeoutError:
+                    continue
+                if data[:2] == b"\x00\x01":  # RRQ
+                    name = data[2:].split(b"\x00", 1)[0].decode("ascii", "replace")
+                    self.requests.append((peer[0], name))
+                    sock.sendto(b"\x00\x05\x00\x01not here\x00", peer)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)

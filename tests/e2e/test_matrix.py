@@ -72,6 +72,25 @@ def assert_lifecycle(watch: StateWatch, final: str, vm: VM) -> None:
     assert seen == sorted(seen, key=LIFECYCLE.index), seen
 
 
+def assert_installed(
+    server: Bootfleet, vm: VM, watch: StateWatch, name: str, expect: tuple[str, ...]
+) -> None:
+    """One whole install: every lifecycle step polled in order and logged, and the chain's
+    own lines on the serial console."""
+    assert_lifecycle(watch, "installed", vm)
+    print(f"{name}: states polled {watch.seen}")
+    assert event_kinds(server, vm.mac) == [
+        "reinstall",
+        "boot",
+        "installing",
+        "progress",
+        "installed",
+    ]
+    out = vm.output()
+    for text in expect:
+        assert text in out, f"{name}: {text!r} not on the serial console:\n{vm.tail()}"
+
+
 def boot_and_watch(server: Bootfleet, vm: VM, final: set[str]) -> StateWatch:
     watch = StateWatch(server, vm.mac)
     assert watch.poll() == "pending"
@@ -96,18 +115,7 @@ def test_reinstall_once_then_boot_from_disk(
     watch = boot_and_watch(bootfleet, vm, {"installed", "failed"})
     vm.wait_off(60)  # the installer powers the machine off
     install_s = time.monotonic() - started
-    assert_lifecycle(watch, "installed", vm)
-    print(f"{name}: states polled {watch.seen}")
-    assert event_kinds(bootfleet, vm.mac) == [
-        "reinstall",
-        "boot",
-        "installing",
-        "progress",
-        "installed",
-    ]
-    out = vm.output()
-    for text in chain.expect:
-        assert text in out, f"{name}: {text!r} not on the serial console:\n{vm.tail()}"
+    assert_installed(bootfleet, vm, watch, name, chain.expect)
     client = bootfleet.client(vm.mac)
     install = client["install"]
     assert isinstance(install, dict)
