@@ -139,6 +139,11 @@ def _shared_obj() -> dict[str, Any]:
 @click.option(
     "--proxy-dhcp-files", help="Boot files per architecture: bios=pxelinux.0,efi64=grubnetx64.efi"
 )
+@click.option(
+    "--proxy-dhcp-discovery-control/--no-proxy-dhcp-discovery-control",
+    default=None,
+    help="Option 43 'boot the offered file' in proxy offers (on).",
+)
 @click.option("--proxy-dhcp-port", type=int, help="ProxyDHCP DHCP port (67).")
 @click.option("--proxy-dhcp-pxe-port", type=int, help="ProxyDHCP PXE request port (4011).")
 @click.option(

@@ -91,6 +91,9 @@ class Settings:
     # Boot files per client architecture over the defaults: "bios=pxelinux.0,efi64=..."
     # (server/proxydhcp/policy.py: DEFAULT_FILES); "{server}" is the advertised URL.
     proxy_dhcp_files: str = ""
+    # Option 43 with PXE_DISCOVERY_CONTROL = 8 in offers: "boot the file given". Without it
+    # UEFI (EDK2) firmware takes the offer as a BINL one and asks port 4011 for the file.
+    proxy_dhcp_discovery_control: bool = True
     proxy_dhcp_port: int = 67  # RFC 2131 server port
     proxy_dhcp_pxe_port: int = 4011  # PXE 2.1: the UEFI firmware's DHCPREQUEST to the proxy
 

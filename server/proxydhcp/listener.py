@@ -54,9 +54,15 @@ class ProxyDhcp:
     """Two sockets served by one thread; `start()` raises StartupError with one clear line."""
 
     def __init__(
-        self, policy: Policy, server_ip: str, where: Endpoints, stats: ProxyStats | None = None
+        self,
+        policy: Policy,
+        server_ip: str,
+        where: Endpoints,
+        stats: ProxyStats | None = None,
+        discovery_control: bool = True,
     ) -> None:
         self.policy = policy
+        self.discovery_control = discovery_control
         self.server_ip = server_ip
         self.where = where
         self.stats = stats or ProxyStats()
@@ -185,7 +191,7 @@ class ProxyDhcp:
                 server_ip=self.server_ip,
                 boot_file=decision.file,
                 vendor_class="HTTPClient" if decision.http else "PXEClient",
-                discovery_control=not decision.http,
+                discovery_control=self.discovery_control and not decision.http,
             ),
         )
         if on_pxe_port:

@@ -36,6 +36,8 @@ def start_proxy_dhcp(fleet: Fleet) -> ProxyDhcp | None:
         fleet.booter.registry.lookup,
     )
     where = Endpoints(device=device, dhcp_port=s.proxy_dhcp_port, pxe_port=s.proxy_dhcp_pxe_port)
-    proxy = ProxyDhcp(policy, address, where).start()
+    proxy = ProxyDhcp(
+        policy, address, where, discovery_control=s.proxy_dhcp_discovery_control
+    ).start()
     fleet.metrics_sources.append(proxy.stats.render_prometheus)
     return proxy

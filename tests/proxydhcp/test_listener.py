@@ -174,3 +174,14 @@ def test_mac_from_chaddr_is_the_one_answered(proxy: ProxyDhcp, client_sock: sock
     client_sock.sendto(discover(), ("127.0.0.1", proxy.ports[0]))
     reply, _ = client_sock.recvfrom(4096)
     assert reply[28:34] == bytes.fromhex(MAC.replace(":", ""))
+
+
+def test_offer_without_discovery_control(fleet: Fleet, client_sock: socket.socket) -> None:
+    policy = Policy(boot_files("", fleet.server_url), "all", fleet.booter.registry.lookup)
+    where = Endpoints(None, "127.0.0.1", 0, 0, client_sock.getsockname())
+    proxy = ProxyDhcp(policy, SERVER_IP, where, discovery_control=False).start()
+    try:
+        offer = ask(client_sock, proxy.ports[0], discover(arch=7))
+        assert offer is not None and 43 not in offer and offer[67] == b"snponly.efi"
+    finally:
+        proxy.stop()
