@@ -15,7 +15,8 @@ import socket
 import threading
 from dataclasses import dataclass
 
-from server.errors import StartupError, Unavailable
+from server.errors import InvalidInput, StartupError, Unavailable
+from server.macaddr import normalize_mac
 from server.proxydhcp.packet import (
     BOOTREQUEST,
     DHCPACK,
@@ -158,6 +159,11 @@ class ProxyDhcp:
             return
         if packet.op != BOOTREQUEST:  # another server's reply, seen on our port
             self.stats.dropped("not a request")
+            return
+        try:
+            normalize_mac(packet.mac)
+        except InvalidInput:  # all zeros, broadcast, multicast: no NIC boots from these
+            self.stats.dropped("bad MAC")
             return
         want = DHCPREQUEST if on_pxe_port else DHCPDISCOVER
         if packet.message_type != want:

@@ -108,6 +108,8 @@ HOSTILE = {
     "huge": discover() + b"\0" * 60000,
     "token ring": header(htype=6) + option(53, b"\x01") + b"\xff",
     "random": bytes(range(256)) * 3,
+    "broadcast MAC": discover(mac="ff:ff:ff:ff:ff:ff"),
+    "zero MAC": discover(mac="00:00:00:00:00:00"),
 }
 
 
