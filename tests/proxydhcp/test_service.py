@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from server.config import Settings
+from server.errors import InvalidInput
 from tests.test_service import start, wait_http
 
 from .client import discover, options_of
@@ -75,3 +77,12 @@ def test_port_taken_is_one_clear_line(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1, out
     assert f"proxyDHCP: port {port} in use" in out and "Traceback" not in out, out
+
+
+def test_settings_from_the_environment() -> None:
+    env = {"BOOTFLEET_PROXY_DHCP": "on", "BOOTFLEET_PROXY_DHCP_SCOPE": "reinstall"}
+    s = Settings.load(env=env)
+    assert s.proxy_dhcp and s.proxy_dhcp_scope == "reinstall" and s.proxy_dhcp_discovery_control
+    assert not Settings.load(env={}).proxy_dhcp
+    with pytest.raises(InvalidInput, match="BOOTFLEET_PROXY_DHCP_SCOPE"):
+        Settings.load(env={"BOOTFLEET_PROXY_DHCP_SCOPE": "everyone"})
