@@ -211,6 +211,7 @@ def dnsmasq_conf(
         # OVMF also offers UEFI HTTP boot (arch 16). Left unanswered it costs a minute of DHCP
         # retries before the disk is tried after a local-boot `exit`; a URL that fails at once
         # moves it along. (Sites without HTTP boot: the same, or switch it off in the firmware.)
+        # Machines tagged `httpboot` get a real boot program instead (below).
         "dhcp-match=set:efihttp,option:client-arch,16",
         "dhcp-option-force=tag:efihttp,60,HTTPClient",
         f"dhcp-boot=tag:efihttp,http://{server_ip}:{HTTP_PORT}/uefi-http-boot-not-offered",

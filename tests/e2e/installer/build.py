@@ -3,7 +3,8 @@
 Everything comes from Debian packages: the kernel and its virtio modules from
 `linux-image-cloud-amd64` (fetched with `apt-get download`, unpacked with `dpkg-deb`), busybox
 from `busybox-static`, the BIOS boot sector from `nasm`, the UEFI system from `grub-mkstandalone`
-on a FAT ESP made with `mkfs.fat` + `mtools`. Outputs are cached in `cache_dir`.
+on a FAT ESP made with `mkfs.fat` + `mtools`, and for Secure Boot the same ESP with the signed
+shim and GRUB of `shim-signed` and `grub-efi-amd64-signed`. Outputs are cached in `cache_dir`.
 """
 
 from __future__ import annotations
