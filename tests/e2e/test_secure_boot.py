@@ -12,8 +12,9 @@ import re
 import pytest
 
 from .bootfleet import Bootfleet
-from .conftest import Machines
+from .conftest import Machines, skip_or_fail
 from .fetches import fetched, lease_ip, tftp_fetches
+from .installer.build import SIGNED_GRUB, SIGNED_SHIM
 from .lab import SHIM, Lab
 from .reinstall import install_once
 from .test_matrix import boot_disk
@@ -28,10 +29,10 @@ REFUSED = re.compile(r'failed to load Boot\d+ "UEFI PXEv4 .*: Access Denied')
 
 
 @pytest.fixture
-def secure_firmware() -> None:
-    for path in (OVMF_CODE_SB, OVMF_VARS_SB):
+def secure_firmware(e2e_ready: None) -> None:
+    for path in (OVMF_CODE_SB, OVMF_VARS_SB, SIGNED_SHIM, SIGNED_GRUB):
         if not path.exists():
-            pytest.fail(f"{path} missing (Debian: ovmf)")
+            skip_or_fail(f"{path} missing (Debian: ovmf, shim-signed, grub-efi-amd64-signed)")
 
 
 def test_secure_boot_reinstall_once_then_disk(
