@@ -112,6 +112,8 @@ def test_real_bootloaders(tmp_path: Path) -> None:
     copied = images.copy_bootloaders(tmp_path)
     assert {"undionly.kpxe", "ipxe.efi", "pxelinux.0", "ldlinux.c32", "grubx64.efi"} <= set(copied)
     assert (tmp_path / "shimx64.efi").stat().st_size > 100_000
+    # shim fetches grubx64.efi beside itself over TFTP: it must be the signed network GRUB
+    assert (tmp_path / "grubx64.efi").read_bytes() == (tmp_path / "grubnetx64.efi").read_bytes()
     r = subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=tmp_path)
     assert r.returncode == 0
 

@@ -153,6 +153,18 @@ class NsHttp:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+# Secure Boot: the firmware takes only the Microsoft-signed shim; shim then asks the same
+# server for grubx64.efi (Debian-signed GRUB) next to itself.
+SHIM = "shimx64.efi"
+# UEFI HTTP Boot: the boot program, over Bootfleet's HTTP (iPXE, which then asks DHCP again).
+HTTP_BOOT_PROGRAM = "snponly.efi"
+
+
+def http_boot_url(server_ip: str = SERVER_IP) -> str:
+    """The boot-file URL for UEFI HTTP Boot (arch 16): numeric, since OVMF has no DNS here."""
+    return f"http://{server_ip}:{HTTP_PORT}/images/{HTTP_BOOT_PROGRAM}"
+
+
 def dnsmasq_conf(
     workdir: Path,
     per_mac: dict[str, str],
@@ -201,9 +213,14 @@ def dnsmasq_conf(
         # OVMF also offers UEFI HTTP boot (arch 16). Left unanswered it costs a minute of DHCP
         # retries before the disk is tried after a local-boot `exit`; a URL that fails at once
         # moves it along. (Sites without HTTP boot: the same, or switch it off in the firmware.)
+        # Machines tagged `httpboot` get a real boot program instead (below).
         "dhcp-match=set:efihttp,option:client-arch,16",
         "dhcp-option-force=tag:efihttp,60,HTTPClient",
         f"dhcp-boot=tag:efihttp,http://{server_ip}:{HTTP_PORT}/uefi-http-boot-not-offered",
+        "# --- lab only: Secure Boot (shim first) and UEFI HTTP Boot, per MAC ---",
+        # dnsmasq takes the last dhcp-boot line whose tags all match, so these win.
+        f"dhcp-boot=tag:efi64,tag:shim,tag:!ipxe,{SHIM},,{server_ip}",
+        f"dhcp-boot=tag:efihttp,tag:httpboot,{http_boot_url(server_ip)}",
         f"dhcp-leasefile={workdir / 'dnsmasq.leases'}",
         "log-dhcp",
         f"log-facility={workdir / 'dnsmasq.log'}",

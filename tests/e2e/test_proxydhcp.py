@@ -27,13 +27,12 @@ from .installer.build import Installer
 from .lab import Lab, SiteRouter, TftpAsked
 from .test_matrix import (
     CMDLINE,
-    INSTALLER_LINE,
-    MARKER_TIMEOUT,
     assert_installed,
     boot_and_watch,
+    boot_disk,
     marker,
 )
-from .vm import VM, Firmware
+from .vm import Firmware
 
 pytestmark = pytest.mark.e2e
 
@@ -128,18 +127,6 @@ def proxy_lines(server: Bootfleet, mac: str) -> list[str]:
     ]
 
 
-def boot_disk(vm: VM, timeout: float) -> float:
-    """Power on, wait for the disk's marker system, power off: the seconds it took. No
-    installer may start on the way."""
-    started = time.monotonic()
-    vm.power_on()
-    vm.wait_for(marker(vm), timeout)
-    seconds = time.monotonic() - started
-    vm.power_off()
-    assert INSTALLER_LINE not in vm.output(), "an install started"
-    return seconds
-
-
 def record(name: str, lines: list[str]) -> None:
     print(f"{name}: proxyDHCP saw")
     for line in lines:
@@ -165,8 +152,7 @@ def test_reinstall_once_then_disk_through_proxy(
     answered = proxy_lines(proxy_server, vm.mac)
     assert any(line.startswith(f"proxyDHCP offer to {vm.mac}") for line in answered), answered
 
-    local_s = boot_disk(vm, MARKER_TIMEOUT)
-    assert proxy_server.state(vm.mac) == "installed"
+    local_s = boot_disk(proxy_server, vm)
     record(name, proxy_lines(proxy_server, vm.mac))
     print(f"{name}: install {install_s:.1f}s, local boot {local_s:.1f}s")
 
@@ -180,9 +166,8 @@ def test_machine_without_reinstall_boots_its_disk(
     vm = proxy_machines.new(firmware, f"px-keep-{firmware}", installed=True)
     proxy_server.register(vm.mac, proxy_server.profile("e2e", CMDLINE), hostname=vm.name)
     before = hashlib.sha256(vm.disk.read_bytes()).hexdigest()
-    local_s = boot_disk(vm, MARKER_TIMEOUT)
+    local_s = boot_disk(proxy_server, vm, state="idle")
     assert hashlib.sha256(vm.disk.read_bytes()).hexdigest() == before, "the disk was written"
-    assert proxy_server.state(vm.mac) == "idle"
     lines = proxy_lines(proxy_server, vm.mac)
     assert any(line.startswith(f"proxyDHCP offer to {vm.mac}") for line in lines), lines
     record(f"keep-{firmware}", lines)
@@ -201,7 +186,7 @@ def test_reinstall_scope_leaves_idle_machines_unanswered(
     configure(proxy_server, (*PROXY, "--proxy-dhcp-scope", "reinstall"))
     vm = proxy_machines.new(firmware, f"px-quiet-{firmware}", installed=True)
     proxy_server.register(vm.mac, proxy_server.profile("e2e", CMDLINE), hostname=vm.name)
-    local_s = boot_disk(vm, QUIET_TIMEOUT)
+    local_s = boot_disk(proxy_server, vm, QUIET_TIMEOUT, state="idle")
     lines = proxy_lines(proxy_server, vm.mac)
     assert lines, "the proxy never saw the machine's DHCPDISCOVER"
     assert all(
@@ -259,7 +244,8 @@ def test_uefi_asks_port_4011_when_the_offer_has_no_option_43(
     DHCPREQUEST to port 4011; the ACK from there names the file it loads."""
     configure(proxy_server, (*PROXY, "--no-proxy-dhcp-discovery-control"))
     vm = proxy_machines.new("uefi", "px-binl", installed=True)
-    local_s = boot_disk(vm, MARKER_TIMEOUT)
+    proxy_server.register(vm.mac, proxy_server.profile("e2e", CMDLINE), hostname=vm.name)
+    local_s = boot_disk(proxy_server, vm, state="idle")
     lines = proxy_lines(proxy_server, vm.mac)
     assert any(f"ack to {vm.mac}: arch efi64, file snponly.efi" in x for x in lines), lines
     assert "NBP filename is snponly.efi" in vm.output()

@@ -17,6 +17,10 @@ Firmware = Literal["bios", "uefi"]
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS.fd")
+# Secure Boot: Debian's SMM build, and a variable store with Microsoft's keys enrolled and
+# Secure Boot switched on (so shim, signed by Microsoft's UEFI CA, is the first stage it takes).
+OVMF_CODE_SB = Path("/usr/share/OVMF/OVMF_CODE_4M.ms.fd")
+OVMF_VARS_SB = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 # Debian's ipxe-qemu: one ROM with the legacy (SeaBIOS) and the UEFI iPXE driver for virtio-net.
 NIC_ROM = Path("/usr/lib/ipxe/qemu/efi-virtio.rom")
 
@@ -41,6 +45,10 @@ class VM:
     logs: list[Path] = field(default_factory=list)
     # (kernel, initrd, cmdline): boot that directly (QEMU's fw_cfg loader), no firmware chain
     direct: tuple[Path, Path, str] | None = None
+    # UEFI only: Secure Boot enforced (the *.ms.fd firmware and variables)
+    secure_boot: bool = False
+    # UEFI only: False switches OVMF's PXE client off, so its HTTP boot (arch 16) goes first
+    pxe: bool = True
 
     @property
     def workdir(self) -> Path:
@@ -75,10 +83,13 @@ class VM:
                 "bootindex=1",  # network first, then the disk
             ]
         )
+        # graphics=off: SeaBIOS talks on the serial port; smm=on: Secure Boot's variables are
+        # writable only from SMM, so the guest OS cannot switch it off.
+        machine = "q35,smm=on,graphics=off" if self.secure_boot else "q35,graphics=off"
         options = [
             ("-name", self.name),
             ("-accel", "tcg"),
-            ("-machine", "q35,graphics=off"),  # graphics=off: SeaBIOS talks on the serial port
+            ("-machine", machine),
             ("-m", str(self.memory_mb)),
             ("-smp", "1"),
             ("-display", "none"),
@@ -99,16 +110,23 @@ class VM:
             kernel, initrd, append = self.direct
             options += [("-kernel", str(kernel)), ("-initrd", str(initrd)), ("-append", append)]
         if self.firmware == "uefi":
-            vars_copy = self.workdir / f"{self.name}-OVMF_VARS.fd"
+            code, store = (
+                (OVMF_CODE_SB, OVMF_VARS_SB) if self.secure_boot else (OVMF_CODE, OVMF_VARS)
+            )
+            vars_copy = self.workdir / f"{self.name}-{store.name}"
             if not vars_copy.exists():
-                shutil.copyfile(OVMF_VARS, vars_copy)
+                shutil.copyfile(store, vars_copy)
             options += [
                 # No IPv6 PXE/HTTP boot: after the network loader exits (local boot), OVMF would
                 # spend over a minute on DHCPv6 before it reaches the disk.
                 ("-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no"),
-                ("-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
+                ("-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}"),
                 ("-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}"),
             ]
+            if self.secure_boot:
+                options.append(("-global", "driver=cfi.pflash01,property=secure,value=on"))
+            if not self.pxe:
+                options.append(("-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=no"))
         cmd = [qemu_binary() or "qemu-system-x86_64", "-nodefaults", "-no-user-config"]
         return cmd + [word for pair in options for word in pair]
 

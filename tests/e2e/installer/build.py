@@ -3,7 +3,8 @@
 Everything comes from Debian packages: the kernel and its virtio modules from
 `linux-image-cloud-amd64` (fetched with `apt-get download`, unpacked with `dpkg-deb`), busybox
 from `busybox-static`, the BIOS boot sector from `nasm`, the UEFI system from `grub-mkstandalone`
-on a FAT ESP made with `mkfs.fat` + `mtools`. Outputs are cached in `cache_dir`.
+on a FAT ESP made with `mkfs.fat` + `mtools`, and for Secure Boot the same ESP with the signed
+shim and GRUB of `shim-signed` and `grub-efi-amd64-signed`. Outputs are cached in `cache_dir`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ ESP_START_LBA = 2048
 # Drivers the installer needs that the cloud kernel builds as modules (af_packet, which
 # udhcpc needs, is built in: CONFIG_PACKET=y). Their dependencies are added from .modinfo.
 WANTED_MODULES = ("virtio_pci", "virtio_net", "virtio_blk")
+# Loaded only on UEFI machines, to read the SecureBoot variable (it fails to load elsewhere).
+EFI_MODULE = "efivarfs"
+# The installed system's loaders under Secure Boot: Microsoft-signed shim as the removable-media
+# loader, and Debian-signed GRUB next to it (shim loads grubx64.efi from its own directory).
+SIGNED_SHIM = Path("/usr/lib/shim/shimx64.efi.signed")
+SIGNED_GRUB = Path("/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed")
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class Installer:
     initrd: Path
     bios_image: Path
     uefi_image: Path
+    uefi_sb_image: Path | None = None  # the UEFI system with signed loaders (Secure Boot)
 
 
 def _sh(*cmd: str | Path, cwd: Path | None = None) -> str:
@@ -135,7 +143,13 @@ class Cpio:
         return self.buf.getvalue()
 
 
-def build_initrd(out: Path, kernel_root: Path, bios_image: Path, uefi_image: Path) -> Path:
+def build_initrd(
+    out: Path,
+    kernel_root: Path,
+    bios_image: Path,
+    uefi_image: Path,
+    uefi_sb_image: Path | None = None,
+) -> Path:
     modules = modules_in_load_order(kernel_root)
     c = Cpio()
     for d in (
@@ -145,6 +159,7 @@ def build_initrd(out: Path, kernel_root: Path, bios_image: Path, uefi_image: Pat
         "etc/bootfleet",
         "lib",
         "lib/modules",
+        "lib/modules/efi",
         "images",
         "proc",
         "sys",
@@ -161,7 +176,12 @@ def build_initrd(out: Path, kernel_root: Path, bios_image: Path, uefi_image: Pat
         c.file(f"lib/modules/{mod.name}", mod.read_bytes())
         names.append(mod.name)
     c.file("etc/bootfleet/modules", ("\n".join(names) + "\n").encode())
-    for kind, image in (("bios", bios_image), ("uefi", uefi_image)):
+    efi_module = _module_index(kernel_root)[EFI_MODULE]
+    c.file(f"lib/modules/efi/{EFI_MODULE}.ko", efi_module.read_bytes())
+    systems = [("bios", bios_image), ("uefi", uefi_image)]
+    if uefi_sb_image is not None:
+        systems.append(("uefi-sb", uefi_sb_image))
+    for kind, image in systems:
         data = image.read_bytes()
         offset = data.index(PLACEHOLDER) + MAC_OFFSET_IN_PLACEHOLDER
         c.file(f"images/marker-{kind}.img", data)
@@ -197,6 +217,26 @@ def build_uefi_image(out: Path, work: Path) -> Path:
         "--fonts=",
         f"boot/grub/grub.cfg={HERE / 'grub-marker.cfg'}",
     )
+    return _esp_disk(out, work, {"EFI/BOOT/BOOTX64.EFI": efi})
+
+
+def build_uefi_sb_image(out: Path, work: Path) -> Path:
+    """The same system for Secure Boot: signed shim -> signed GRUB -> the marker grub.cfg.
+
+    Debian's signed GRUB has its modules built in and no config; its embedded script falls
+    back to `$cmdpath/grub.cfg`, the directory it was loaded from.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    files = {
+        "EFI/BOOT/BOOTX64.EFI": SIGNED_SHIM,
+        "EFI/BOOT/grubx64.efi": SIGNED_GRUB,
+        "EFI/BOOT/grub.cfg": HERE / "grub-marker.cfg",
+    }
+    return _esp_disk(out, work, files)
+
+
+def _esp_disk(out: Path, work: Path, files: dict[str, Path]) -> Path:
+    """An MBR disk whose one partition is an ESP holding `files` and the marker file."""
     marker = work / "bootfleet-marker.txt"
     marker.write_bytes(PLACEHOLDER + b"\n")
     esp = work / "esp.img"
@@ -205,7 +245,8 @@ def build_uefi_image(out: Path, work: Path) -> Path:
     _sh("mkfs.fat", "-C", "-n", "BFMARKER", esp, str(esp_sectors // 2))
     env_img = "::"
     _sh("mmd", "-i", esp, f"{env_img}/EFI", f"{env_img}/EFI/BOOT")
-    _sh("mcopy", "-i", esp, efi, f"{env_img}/EFI/BOOT/BOOTX64.EFI")
+    for target, source in files.items():
+        _sh("mcopy", "-i", esp, source, f"{env_img}/{target}")
     _sh("mcopy", "-i", esp, marker, f"{env_img}/bootfleet-marker.txt")
     disk = bytearray(ESP_START_LBA * 512)
     # One primary partition, type 0xEF (EFI system), CHS fields unused by UEFI.
@@ -243,6 +284,7 @@ def build(cache: Path) -> Installer:
     (vmlinuz,) = root.glob("boot/vmlinuz-*")
     bios = cache / "marker-bios.img"
     uefi = cache / "marker-uefi.img"
+    uefi_sb = cache / "marker-uefi-sb.img"
     initrd = cache / "installer.initrd.gz"
     sources = [
         HERE / n for n in ("init", "udhcpc.script", "mbr.asm", "grub-marker.cfg", "build.py")
@@ -251,8 +293,17 @@ def build(cache: Path) -> Installer:
     if not initrd.exists() or initrd.stat().st_mtime < newest:
         build_bios_image(bios)
         build_uefi_image(uefi, cache / "esp")
-        build_initrd(initrd, root, bios, uefi)
-    return Installer(kernel=vmlinuz, initrd=initrd, bios_image=bios, uefi_image=uefi)
+        uefi_sb.unlink(missing_ok=True)
+        if SIGNED_SHIM.exists() and SIGNED_GRUB.exists():  # else the Secure Boot test skips
+            build_uefi_sb_image(uefi_sb, cache / "esp-sb")
+        build_initrd(initrd, root, bios, uefi, uefi_sb if uefi_sb.exists() else None)
+    return Installer(
+        kernel=vmlinuz,
+        initrd=initrd,
+        bios_image=bios,
+        uefi_image=uefi,
+        uefi_sb_image=uefi_sb if uefi_sb.exists() else None,
+    )
 
 
 if __name__ == "__main__":
