@@ -174,8 +174,8 @@ def test_machine_without_reinstall_boots_its_disk(
     print(f"keep-{firmware}: local boot {local_s:.1f}s")
 
 
-# Unanswered, OVMF retries PXE DHCP, then UEFI HTTP boot's, before the disk: ~165 s here.
-QUIET_TIMEOUT = 600  # 165-253 s seen; TCG on a busy host stretches firmware timers
+# Unanswered, OVMF retries PXE DHCP, then UEFI HTTP boot's, before the disk.
+QUIET_TIMEOUT = 600  # 150-253 s seen; TCG on a busy host stretches firmware timers
 
 
 @pytest.mark.parametrize("firmware", ["bios", "uefi"])
