@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -19,12 +20,13 @@ from pydantic import (
     field_serializer,
     field_validator,
 )
-from sqlalchemy import JSON, Column, DateTime, Index, Text
+from sqlalchemy import JSON, Column, DateTime, Index, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from server.errors import InvalidInput
+from server.lifecycle import InstallState, State
 from server.macaddr import normalize_mac
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -69,6 +71,27 @@ class UtcTimestamp(TypeDecorator[datetime]):
         if value.utcoffset() is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class StateText(TypeDecorator[E]):
+    """A lifecycle state column: the enum in Python, its value as VARCHAR(16) in SQL (the
+    type a plain `str` field of max_length 16 had, so the schema is unchanged)."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 def timestamp(*, now: bool = False, index: bool = False) -> Any:
@@ -300,7 +323,7 @@ class Client(SQLModel, table=True):
     hostname: str | None = Field(default=None, max_length=253, index=True)
     profile_id: int | None = Field(default=None, foreign_key="profile.id", index=True)
     variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    state: str = Field(default="idle", index=True, max_length=16)
+    state: State = Field(default=State.IDLE, index=True, sa_type=StateText(State))
     version: int = Field(default=0)
     install_id: int | None = Field(default=None)
     last_ip: str | None = Field(default=None, max_length=45)
@@ -332,7 +355,9 @@ class Install(SQLModel, table=True):
     client_id: int = Field(foreign_key="client.id", index=True, ondelete="CASCADE")
     token_hash: str = Field(index=True, unique=True, max_length=64)
     salt: str = Field(max_length=64)
-    state: str = Field(default="pending", index=True, max_length=16)
+    state: InstallState = Field(
+        default=InstallState.PENDING, index=True, sa_type=StateText(InstallState)
+    )
     profile_snapshot: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = timestamp(now=True)
     booted_at: datetime | None = timestamp()

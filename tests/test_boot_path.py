@@ -77,7 +77,7 @@ def test_concurrent_sightings_are_all_committed(fleet: Fleet) -> None:
 
     macs = [f"52:54:00:00:01:{i:02x}" for i in range(24)]
     with session_scope(fleet.engine, write=True) as s:
-        registry_clients.import_csv(s, "\n".join(macs) + "\n", fleet.checks)
+        registry_clients.import_csv(s, "\n".join(macs) + "\n", fleet.checks, "test")
 
     def boot(mac: str, n: int) -> None:
         for _ in range(5):
@@ -121,7 +121,7 @@ def test_a_mac_registered_meanwhile_gets_the_client_path(fleet: Fleet) -> None:
 
     mac = "52:54:00:aa:bb:02"
     with session_scope(fleet.engine, write=True) as s:
-        registry_clients.import_csv(s, mac + "\n", fleet.checks)
+        registry_clients.import_csv(s, mac + "\n", fleet.checks, "test")
     # as if the lookup had run just before the import: the group commit must notice
     assert fleet.booter.registry.unregistered(mac, "192.0.2.5", None, utcnow()) is False
     with session_scope(fleet.engine) as s:

@@ -148,7 +148,7 @@ def test_boot_template_that_does_not_render_is_logged_with_the_mac(
         app = create_app(fleet=fleet, test_config={"TESTING": True})
         with session_scope(fleet.engine, write=True) as s:
             profiles.create(s, ProfileCreate(name="p", kernel="debian/linux"), fleet.checks)
-            row = clients.create(s, ClientCreate(mac=MAC, profile="p"), fleet.checks)
+            row = clients.create(s, ClientCreate(mac=MAC, profile="p"), fleet.checks, "test")
             installs.reinstall(s, row, fleet.policy, fleet.checks, "test")
         with caplog.at_level(logging.ERROR, logger="server.api.boot"):
             r = app.test_client().get(f"/ipxe?mac={MAC}")

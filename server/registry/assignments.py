@@ -7,7 +7,7 @@ reinstall all run the same Checks on the snapshot, so what passed here is what b
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
@@ -21,20 +21,35 @@ if TYPE_CHECKING:
     from server.booter import Machine
 
 
-def merge(
-    profile_vars: dict[str, Any], group_vars: Iterable[dict[str, Any]], client_vars: dict[str, Any]
-) -> dict[str, Any]:
-    """Profile defaults, overridden by each group in turn, then by the client itself."""
-    merged = dict(profile_vars)
-    for layer in group_vars:
-        merged.update(layer)
-    merged.update(client_vars)
+Layer = tuple[str, dict[str, Any]]  # where the values come from, and the values
+
+
+def layered(
+    profile: Profile | None, group_vars: Mapping[str, dict[str, Any]], client_vars: dict[str, Any]
+) -> list[Layer]:
+    """The layers of a client's variables, lowest first: the profile's defaults, then each
+    group in name order (a later group wins a clash), then the client itself."""
+    layers: list[Layer] = [(f"profile {profile.name}", profile.variables)] if profile else []
+    layers += [(f"group {name}", group_vars[name]) for name in sorted(group_vars)]
+    layers.append(("client", client_vars))
+    return layers
+
+
+def merge(layers: Iterable[Layer]) -> dict[str, Any]:
+    """The values of `layers`, each overriding those below it."""
+    merged: dict[str, Any] = {}
+    for _source, values in layers:
+        merged.update(values)
     return merged
 
 
-def merged_variables(session: Session, client: Client, profile: Profile) -> dict[str, Any]:
+def client_layers(session: Session, client: Client, profile: Profile | None) -> list[Layer]:
     assert client.id is not None
-    return merge(profile.variables, groups.variables_for(session, client.id), client.variables)
+    return layered(profile, groups.variables_for(session, client.id), client.variables)
+
+
+def merged_variables(session: Session, client: Client, profile: Profile) -> dict[str, Any]:
+    return merge(client_layers(session, client, profile))
 
 
 def checked(
@@ -75,7 +90,7 @@ def check_users(session: Session, profile: Profile, checks: Checks) -> None:
     users = list(session.exec(select(Client).where(Client.profile_id == profile.id)))
     layers = groups.variables_by_client(session, [c.id for c in users if c.id is not None])
     for client in users:
-        merged = merge(profile.variables, layers.get(client.id or 0, []), client.variables)
+        merged = merge(layered(profile, layers.get(client.id or 0, {}), client.variables))
         try:
             checked(client, profile, merged, checks)
         except InvalidInput as exc:

@@ -1,4 +1,8 @@
-"""Clients: one machine each, known by its canonical MAC."""
+"""Clients: one machine each, known by its canonical MAC.
+
+create, update, delete and import_csv record their own events, in the caller's transaction,
+naming the `actor` (a peer address, a web user, "cli"): whichever transport asks, the log
+says the same."""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from server.checks import Checks
-from server.errors import Conflict, InvalidInput, NotFound
+from server.errors import Conflict, InvalidInput, NotFound, describe
+from server.lifecycle import State
 from server.macaddr import mac_fragment, normalize_mac
 from server.models import (
     Client,
@@ -31,7 +36,7 @@ from server.models import (
     keep_redacted,
     utcnow,
 )
-from server.registry import assignments, groups, profiles
+from server.registry import assignments, events, groups, profiles
 
 MAX_PAGE = 1000
 
@@ -48,7 +53,7 @@ def find(session: Session, mac: str) -> Client | None:
     return session.exec(select(Client).where(Client.mac == mac)).first()
 
 
-def create(session: Session, data: ClientCreate, checks: Checks) -> Client:
+def create(session: Session, data: ClientCreate, checks: Checks, actor: str | None) -> Client:
     if find(session, data.mac) is not None:
         raise Conflict(f"client {data.mac} exists already")
     profile = profiles.get(session, data.profile) if data.profile else None
@@ -66,38 +71,68 @@ def create(session: Session, data: ClientCreate, checks: Checks) -> Client:
     groups.set_membership(session, row, data.groups)
     session.flush()
     assignments.check(session, row, checks)  # a missing variable is a 400 now, not later
+    events.record(session, row.mac, "registered", f"profile {data.profile or '-'}", actor)
     return row
 
 
-def update(session: Session, mac: str, data: ClientUpdate, checks: Checks) -> Client:
+def update(
+    session: Session, mac: str, data: ClientUpdate, checks: Checks, actor: str | None
+) -> Client:
+    """Apply the fields `data` sets; the event names those whose value changed."""
     row = get(session, mac)
+    assert row.id is not None
     changes = data.model_dump(exclude_unset=True)
-    if "hostname" in changes:
+    changed: list[str] = []
+    if "hostname" in changes and changes["hostname"] != row.hostname:
         row.hostname = changes["hostname"]
+        changed.append("hostname")
     if "profile" in changes:
         name = changes["profile"]
-        row.profile_id = profiles.get(session, name).id if name else None
+        profile_id = profiles.get(session, name).id if name else None
+        if profile_id != row.profile_id:
+            row.profile_id = profile_id
+            changed.append("profile")
     if changes.get("variables") is not None:
-        row.variables = keep_redacted(changes["variables"], row.variables)
-    if changes.get("groups") is not None:
-        groups.set_membership(session, row, changes["groups"])
+        variables = keep_redacted(changes["variables"], row.variables)
+        if variables != row.variables:
+            row.variables = variables
+            changed.append("variables")
+    wanted = changes.get("groups")
+    if (
+        wanted is not None
+        and sorted(set(wanted)) != groups.names_by_client(session, [row.id])[row.id]
+    ):
+        groups.set_membership(session, row, wanted)
+        changed.append("groups")
     row.updated_at = utcnow()
     row.version += 1
     session.add(row)
     session.flush()
     assignments.check(session, row, checks)
+    events.record(session, row.mac, "updated", ", ".join(sorted(changed)) or "no change", actor)
     return row
 
 
-def delete(session: Session, mac: str) -> None:
+def delete(session: Session, mac: str, actor: str | None) -> Client:
+    """Forget the client; its events stay (and gain this one)."""
     row = get(session, mac)
+    events.record(session, row.mac, "deleted", "", actor)
     session.delete(row)
+    return row
 
 
-def count_by_state(session: Session) -> dict[str, int]:
+def owned_install(session: Session, client: Client, install_id: int) -> Install:
+    """Install `install_id` if it is one of `client`'s, else NotFound."""
+    row = session.get(Install, install_id)
+    if row is None or row.client_id != client.id:
+        raise NotFound(f"client {client.mac} has no install {install_id}")
+    return row
+
+
+def count_by_state(session: Session) -> dict[State, int]:
     """How many clients are in each lifecycle state (states with none are left out)."""
     stmt = select(Client.state, func.count()).group_by(col(Client.state))
-    return {state: int(count) for state, count in session.exec(stmt).all()}
+    return {State(state): int(count) for state, count in session.exec(stmt).all()}
 
 
 @dataclass(frozen=True)
@@ -223,7 +258,7 @@ def _csv_rows(text: str) -> Iterator[list[str]]:
             raise InvalidInput(f"row {reader.line_num}", f"not CSV: {exc}") from None
 
 
-def import_csv(session: Session, text: str, checks: Checks) -> int:
+def import_csv(session: Session, text: str, checks: Checks, actor: str | None) -> int:
     """Create clients from CSV `mac,hostname,profile,groups` (groups separated by ';' or
     spaces). All rows or none: the first bad row raises InvalidInput naming the row.
 
@@ -259,9 +294,7 @@ def import_csv(session: Session, text: str, checks: Checks) -> int:
                     groups=group_names,
                 )
             except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"])
-                raise InvalidInput(f"row {lineno}", f"{where}: {err['msg']}") from None
+                raise InvalidInput(f"row {lineno}", describe(exc).message) from None
         if data.mac in seen:
             raise InvalidInput(f"row {lineno}", f"MAC {data.mac} appears twice in the file")
         seen.add(data.mac)
@@ -287,6 +320,11 @@ def import_csv(session: Session, text: str, checks: Checks) -> int:
         rows.append((data, row_profile))
     try:
         _insert_many(session, rows)
+        events.record_many(
+            session,
+            [(data.mac, "registered", f"profile {data.profile or '-'}") for data, _ in rows],
+            actor,
+        )
     except IntegrityError:
         # On PostgreSQL another request registered a MAC (or made a group) of this file
         # after it was checked above; SQLite's write lock rules that out.
@@ -339,10 +377,8 @@ def _row_variables(
         if name not in group_vars:
             row = session.exec(select(ClientGroup).where(ClientGroup.name == name)).first()
             group_vars[name] = dict(row.variables) if row is not None else {}
-    # groups.variables_for's order: by name, a later group wins
-    merged = assignments.merge(
-        profile.variables, (group_vars[n] for n in sorted(data.groups)), data.variables
-    )
+    layers = assignments.layered(profile, {n: group_vars[n] for n in data.groups}, data.variables)
+    merged = assignments.merge(layers)
     try:
         return checks.variables(profile.answer_template, merged)
     except InvalidInput as exc:
@@ -364,7 +400,7 @@ def _insert_many(session: Session, rows: list[tuple[ClientCreate, Profile | None
                 "hostname": data.hostname,
                 "profile_id": profile.id if profile else None,
                 "variables": data.variables,
-                "state": "idle",
+                "state": State.IDLE,
                 "version": 0,
                 "created_at": now,
                 "updated_at": now,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from server.models import Discovered, Event, utcnow
@@ -13,6 +16,19 @@ def record(
     session: Session, mac: str, kind: str, detail: str = "", source: str | None = None
 ) -> None:
     session.add(Event(mac=mac, kind=kind, detail=detail[:2048], source=source))
+
+
+def record_many(
+    session: Session, items: Iterable[tuple[str, str, str]], source: str | None
+) -> None:
+    """`record` for many (mac, kind, detail) at once: one INSERT, not one per event."""
+    now = utcnow()
+    values = [
+        {"mac": mac, "kind": kind, "detail": detail[:2048], "source": source, "at": now}
+        for mac, kind, detail in items
+    ]
+    if values:
+        session.connection().execute(insert(Event.__table__), values)  # type: ignore[attr-defined]
 
 
 def list_events(session: Session, mac: str, limit: int = 200) -> list[Event]:
