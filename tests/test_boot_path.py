@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from flask.testing import FlaskClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from server.fleet import Fleet
 from server.models import Client, Discovered, utcnow
@@ -19,6 +22,7 @@ def row(fleet: Fleet, mac: str) -> Client:
 
 
 def test_idle_client_boots_locally_and_is_seen(fleet: Fleet, registered: str) -> None:
+    before = utcnow()
     spec = fleet.booter.resolve(registered.upper(), "x86_64", "192.0.2.7")
     assert (spec.action, spec.mac, spec.reason) == (
         "local",
@@ -34,12 +38,16 @@ def test_idle_client_boots_locally_and_is_seen(fleet: Fleet, registered: str) ->
     assert (again.last_ip, again.last_arch) == ("192.0.2.7", "x86_64")
     assert again.last_seen_at is not None and again.last_seen_at >= first
     assert again.version == seen.version and again.updated_at == seen.updated_at
-    with session_scope(fleet.engine) as s:  # stored as the ORM stores it: SQLite's text form
-        stored = s.connection().exec_driver_sql(
-            "SELECT last_seen_at, created_at FROM client WHERE mac = ?", (registered,)
-        )
-        last_seen, created = stored.one()
-    assert len(last_seen) == len(created) and last_seen[10] == created[10] == " "
+    assert within(fleet, Client.last_seen_at, Client.mac, registered, before) == [registered]
+
+
+def within(fleet: Fleet, column: Any, key: Any, value: str, before: datetime) -> list[str]:
+    """Rows whose `column`, compared in SQL, lies between `before` and now: a value written
+    by the write-behind path compares like one the ORM writes, on any database."""
+    after = utcnow()
+    with session_scope(fleet.engine) as s:
+        stmt = select(key).where(key == value, col(column) >= before, col(column) <= after)
+        return list(s.exec(stmt))
 
 
 def test_pending_client_gets_its_installer_once_then_grace(
@@ -98,6 +106,7 @@ def test_unregistered_boots_are_counted_and_discovered_once(fleet: Fleet) -> Non
     from server.models import Event
 
     mac = "52:54:00:aa:bb:01"
+    before = utcnow()
     for peer, arch in (("192.0.2.5", "x86_64"), (None, None), ("192.0.2.6", None)):
         spec = fleet.booter.resolve(mac, arch, peer)
         assert (spec.action, spec.reason) == ("local", "unregistered machine: local boot")
@@ -107,13 +116,9 @@ def test_unregistered_boots_are_counted_and_discovered_once(fleet: Fleet) -> Non
         assert (found.boots, found.last_ip, found.last_arch) == (3, "192.0.2.6", "x86_64")
         assert found.first_seen_at <= found.last_seen_at
         kinds = [e.kind for e in s.exec(select(Event).where(Event.mac == mac))]
-        stored = (
-            s.connection()
-            .exec_driver_sql("SELECT first_seen_at FROM discovered WHERE mac = ?", (mac,))
-            .scalar_one()
-        )
-        assert " " in stored and "+" not in stored  # the ORM's text form, no offset
     assert kinds == ["discovered"]
+    assert within(fleet, Discovered.first_seen_at, Discovered.mac, mac, before) == [mac]
+    assert within(fleet, Discovered.last_seen_at, Discovered.mac, mac, before) == [mac]
 
 
 def test_a_mac_registered_meanwhile_gets_the_client_path(fleet: Fleet) -> None:

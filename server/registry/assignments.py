@@ -7,14 +7,14 @@ reinstall all run the same Checks on the snapshot, so what passed here is what b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
 from server.checks import Checks
 from server.errors import InvalidInput
-from server.models import Client, Profile
+from server.models import Client, ClientGroup, Profile
 from server.registry import groups
 
 if TYPE_CHECKING:
@@ -53,13 +53,57 @@ def merged_variables(session: Session, client: Client, profile: Profile) -> dict
 
 
 def checked(
-    client: Client, profile: Profile, merged: dict[str, Any], checks: Checks
+    client: Machine, profile: Profile, merged: dict[str, Any], checks: Checks
 ) -> dict[str, Any]:
     """The install snapshot of `profile` for `client` with `merged` variables, after the
     checks: InvalidInput naming the variable or `cmdline` if it would not install."""
-    snap = snapshot(client, profile, checks.variables(profile.answer_template, merged))
-    checks.cmdline(client, snap)
+    return _installs(client, profile, checks.variables(profile.answer_template, merged), checks)
+
+
+def _installs(
+    client: Machine,
+    profile: Profile,
+    variables: dict[str, Any],
+    checks: Checks,
+    passed: set[Hashable] | None = None,
+) -> dict[str, Any]:
+    snap = snapshot(client, profile, variables)
+    checks.cmdline(client, snap, passed)
     return snap
+
+
+class NewClients:
+    """`checked` for many new clients without variables of their own (a CSV import): the
+    variables are checked once per profile and set of groups, and a command line is rendered
+    once per distinct input (Booter.check_cmdline's `passed`)."""
+
+    def __init__(self, session: Session, checks: Checks) -> None:
+        self.session = session
+        self.checks = checks
+        self._groups: dict[str, dict[str, Any]] = {}
+        self._variables: dict[tuple[str, tuple[str, ...]], dict[str, Any] | InvalidInput] = {}
+        self._passed: set[Hashable] = set()
+
+    def checked(self, client: Machine, profile: Profile, group_names: list[str]) -> dict[str, Any]:
+        key = (profile.name, tuple(sorted(group_names)))
+        variables = self._variables.get(key)
+        if variables is None:
+            layers = layered(profile, {n: self._group(n) for n in group_names}, {})
+            try:
+                variables = self.checks.variables(profile.answer_template, merge(layers))
+            except InvalidInput as exc:
+                variables = exc
+            self._variables[key] = variables
+        if isinstance(variables, InvalidInput):
+            raise InvalidInput(variables.field, variables.detail)
+        return _installs(client, profile, variables, self.checks, self._passed)
+
+    def _group(self, name: str) -> dict[str, Any]:
+        """A group's variables; none for a group the import is about to create."""
+        if name not in self._groups:
+            row = self.session.exec(select(ClientGroup).where(ClientGroup.name == name)).first()
+            self._groups[name] = dict(row.variables) if row is not None else {}
+        return self._groups[name]
 
 
 def snapshot(client: Machine, profile: Profile, variables: dict[str, Any]) -> dict[str, Any]:

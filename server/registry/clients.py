@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -24,15 +24,13 @@ from server.macaddr import mac_fragment, normalize_mac
 from server.models import (
     Client,
     ClientCreate,
-    ClientGroup,
     ClientGroupLink,
     ClientPublic,
     ClientUpdate,
     Install,
     InstallPublic,
     Profile,
-    check_hostname,
-    check_name,
+    construct_checked,
     keep_redacted,
     utcnow,
 )
@@ -262,17 +260,15 @@ def import_csv(session: Session, text: str, checks: Checks, actor: str | None) -
     """Create clients from CSV `mac,hostname,profile,groups` (groups separated by ';' or
     spaces). All rows or none: the first bad row raises InvalidInput naming the row.
 
-    Every row is checked in file order, as `create` would check it (exists already, unknown
-    profile, answer-file variables, the installer's command line), against registry facts
-    read once; then all rows go in with a few bulk INSERTs instead of one ORM round trip per
-    row."""
+    Every row is checked in file order, as `create` would check it (ClientCreate's own
+    validators; exists already, unknown profile, and the assignment checks), against registry
+    facts read once; then all rows go in with a few bulk INSERTs instead of one ORM round trip
+    per row, and their "registered" events with one more."""
     reader = _csv_rows(text)
     existing = set(session.exec(select(Client.mac)))
     found_profiles: dict[str, Profile] = {}
-    group_vars: dict[str, dict[str, Any]] = {}
-    checked: dict[tuple[str | None, tuple[str, ...]], dict[str, Any] | str] = {}
+    assigned = assignments.NewClients(session, checks)
     seen: set[str] = set()
-    passed: set[Hashable] = set()  # command lines that rendered (Booter.check_cmdline)
     rows: list[tuple[ClientCreate, Profile | None]] = []
     for lineno, fields in enumerate(reader, start=1):
         if not fields or all(not f.strip() for f in fields) or fields[0].lstrip().startswith("#"):
@@ -283,16 +279,17 @@ def import_csv(session: Session, text: str, checks: Checks, actor: str | None) -
             raise InvalidInput(f"row {lineno}", f"expected at most {len(CSV_FIELDS)} columns")
         fields += [""] * (len(CSV_FIELDS) - len(fields))
         mac, hostname, profile, group_field = (f.strip() for f in fields)
-        group_names = group_field.replace(";", " ").split()
-        data = _valid_row(mac, hostname, profile, group_names)
-        if data is None:  # something is wrong: full validation names it
+        values = {
+            "mac": mac,
+            "hostname": hostname or None,
+            "profile": profile or None,
+            "groups": group_field.replace(";", " ").split(),
+        }
+        try:
+            data = construct_checked(ClientCreate, values)
+        except ValueError:  # something is wrong: full validation names it
             try:
-                data = ClientCreate(
-                    mac=mac,
-                    hostname=hostname or None,
-                    profile=profile or None,
-                    groups=group_names,
-                )
+                data = ClientCreate.model_validate(values)
             except ValidationError as exc:
                 raise InvalidInput(f"row {lineno}", describe(exc).message) from None
         if data.mac in seen:
@@ -306,15 +303,9 @@ def import_csv(session: Session, text: str, checks: Checks, actor: str | None) -
                 row_profile = found_profiles.get(data.profile)
                 if row_profile is None:
                     row_profile = found_profiles[data.profile] = profiles.get(session, data.profile)
-            if row_profile is not None:
-                key = (data.profile, tuple(data.groups))
-                if key not in checked:
-                    checked[key] = _row_variables(session, row_profile, data, checks, group_vars)
-                variables = checked[key]
-                if isinstance(variables, str):
-                    raise InvalidInput("", variables)
-                row = _NewClient(data.mac, data.hostname, None)
-                checks.cmdline(row, assignments.snapshot(row, row_profile, variables), passed)
+                assigned.checked(
+                    _NewClient(data.mac, data.hostname, None), row_profile, data.groups
+                )
         except (InvalidInput, NotFound, Conflict) as exc:
             raise InvalidInput(f"row {lineno}", exc.message) from None
         rows.append((data, row_profile))
@@ -335,54 +326,12 @@ def import_csv(session: Session, text: str, checks: Checks, actor: str | None) -
     return len(rows)
 
 
-_ROW_FIELDS = {"mac", "hostname", "profile", "groups"}
-
-
 class _NewClient(NamedTuple):
     """What the checks see of a CSV row: a Client row costs ~0.3 ms to build."""
 
     mac: str
     hostname: str | None
     last_arch: str | None
-
-
-def _valid_row(mac: str, hostname: str, profile: str, groups: list[str]) -> ClientCreate | None:
-    """The ClientCreate that validating this row gives, built by the validators ClientCreate's
-    fields use (about a third of the cost of full model validation), or None if one of them
-    objects; the caller then validates in full for the exact message."""
-    try:
-        return ClientCreate.model_construct(
-            _fields_set=_ROW_FIELDS,
-            mac=normalize_mac(mac),
-            hostname=check_hostname(hostname or None),
-            profile=profile or None,
-            groups=sorted({check_name(g) for g in groups}),
-            variables={},
-        )
-    except ValueError:  # InvalidInput is one
-        return None
-
-
-def _row_variables(
-    session: Session,
-    profile: Profile,
-    data: ClientCreate,
-    checks: Checks,
-    group_vars: dict[str, dict[str, Any]],
-) -> dict[str, Any] | str:
-    """The variables an install of a new client with these profile and groups snapshots (a
-    CSV row has no variables of its own), or what the catalog says against them: the same
-    for every row with this profile and these groups (the command line is not)."""
-    for name in data.groups:
-        if name not in group_vars:
-            row = session.exec(select(ClientGroup).where(ClientGroup.name == name)).first()
-            group_vars[name] = dict(row.variables) if row is not None else {}
-    layers = assignments.layered(profile, {n: group_vars[n] for n in data.groups}, data.variables)
-    merged = assignments.merge(layers)
-    try:
-        return checks.variables(profile.answer_template, merged)
-    except InvalidInput as exc:
-        return exc.message
 
 
 def _insert_many(session: Session, rows: list[tuple[ClientCreate, Profile | None]]) -> None:

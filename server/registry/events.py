@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
@@ -13,9 +14,14 @@ DISCOVERED_DETAIL = "unregistered machine network-booted: local boot"
 
 
 def record(
-    session: Session, mac: str, kind: str, detail: str = "", source: str | None = None
+    session: Session,
+    mac: str,
+    kind: str,
+    detail: str = "",
+    source: str | None = None,
+    at: datetime | None = None,
 ) -> None:
-    session.add(Event(mac=mac, kind=kind, detail=detail[:2048], source=source))
+    session.add(Event(mac=mac, at=at or utcnow(), kind=kind, detail=detail[:2048], source=source))
 
 
 def record_many(
@@ -36,13 +42,20 @@ def list_events(session: Session, mac: str, limit: int = 200) -> list[Event]:
     return list(session.exec(stmt))
 
 
-def seen_unregistered(session: Session, mac: str, ip: str | None, arch: str | None) -> None:
+def seen_unregistered(
+    session: Session, mac: str, ip: str | None, arch: str | None, at: datetime | None = None
+) -> None:
+    """A boot of a MAC no client has: its first gets a row and a "discovered" event, each
+    later one counts (the address or arch it lacks kept from before)."""
+    at = at or utcnow()
     row = session.get(Discovered, mac)
     if row is None:
-        session.add(Discovered(mac=mac, last_ip=ip, last_arch=arch))
-        record(session, mac, "discovered", DISCOVERED_DETAIL, ip)
+        session.add(
+            Discovered(mac=mac, last_ip=ip, last_arch=arch, first_seen_at=at, last_seen_at=at)
+        )
+        session.add(Event(mac=mac, at=at, kind="discovered", detail=DISCOVERED_DETAIL, source=ip))
         return
-    row.last_seen_at = utcnow()
+    row.last_seen_at = at
     row.last_ip = ip or row.last_ip
     row.last_arch = arch or row.last_arch
     row.boots += 1
