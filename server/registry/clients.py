@@ -311,10 +311,13 @@ def import_csv(session: Session, text: str, checks: Checks, actor: str | None) -
         rows.append((data, row_profile))
     try:
         _insert_many(session, rows)
+        now = utcnow()
         events.record_many(
             session,
-            [(data.mac, "registered", f"profile {data.profile or '-'}") for data, _ in rows],
-            actor,
+            [
+                (data.mac, "registered", f"profile {data.profile or '-'}", actor, now)
+                for data, _ in rows
+            ],
         )
     except IntegrityError:
         # On PostgreSQL another request registered a MAC (or made a group) of this file

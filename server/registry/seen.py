@@ -26,13 +26,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from server.errors import Unavailable
 from server.lifecycle import State
 from server.models import Client
-from server.registry import clients, events
-from server.registry.database import busy_timeout, read_connection, session_scope
+from server.registry import events
+from server.registry.database import busy_timeout, read_connection, write_connection
 
 _CLIENT = Client.__table__  # type: ignore[attr-defined]
 _FIND = select(_CLIENT.c.id, _CLIENT.c.state).where(_CLIENT.c.mac == bindparam("b_mac"))
@@ -244,19 +243,17 @@ class BootRegistry:
 
     def _write(self, batch: list[_Entry]) -> None:
         sightings = [e.params for e in batch if not e.unregistered]
-        with session_scope(self.engine, write=True) as session:
+        unknown = [e for e in batch if e.unregistered]
+        with write_connection(self.engine) as conn:
             if sightings:
-                session.connection().execute(_SEEN, sightings)
-            for e in batch:
-                if e.unregistered:
-                    self._unregistered(session, e)
-
-    @staticmethod
-    def _unregistered(session: Session, e: _Entry) -> None:
-        mac = e.params["b_mac"]
-        if clients.find(session, mac) is not None:
-            e.registered = True
-            return
-        events.seen_unregistered(
-            session, mac, e.params["b_ip"], e.params["b_arch"], e.params["b_seen"]
-        )
+                conn.execute(_SEEN, sightings)
+            if unknown:
+                registered = events.seen_unregistered_many(
+                    conn,
+                    [
+                        events.Sighting(p["b_mac"], p["b_ip"], p["b_arch"], p["b_seen"])
+                        for p in (e.params for e in unknown)
+                    ],
+                )
+                for e in unknown:
+                    e.registered = e.params["b_mac"] in registered
