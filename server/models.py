@@ -7,7 +7,9 @@ Validation lives here, on the types; the HTTP layer only moves data in and out.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -88,7 +90,9 @@ class StateText(TypeDecorator[E]):
         self.enum = enum
 
     def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
-        return None if value is None else self.enum(value).value
+        if value is None:
+            return None
+        return value.value if isinstance(value, self.enum) else self.enum(value).value
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
         return None if value is None else self.enum(value)
@@ -341,13 +345,21 @@ def construct_checked(model: type[M], values: dict[str, Any]) -> M:
     each field's own AfterValidators but without pydantic's machinery around them (a third
     of model_validate's cost); ValueError where they object, and model_validate then says
     exactly what is wrong."""
+    checks = _after_validators(model)
     checked = {}
     for name, value in values.items():
-        for meta in model.model_fields[name].metadata:
-            if isinstance(meta, AfterValidator):
-                value = meta.func(value)  # type: ignore[call-arg]
+        for check in checks[name]:
+            value = check(value)
         checked[name] = value
     return model.model_construct(_fields_set=set(values), **checked)
+
+
+@functools.cache
+def _after_validators(model: type[SQLModel]) -> dict[str, tuple[Callable[[Any], Any], ...]]:
+    return {
+        name: tuple(m.func for m in f.metadata if isinstance(m, AfterValidator))  # type: ignore[misc]
+        for name, f in model.model_fields.items()
+    }
 
 
 class ClientCreate(Strict):
