@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from server.checks import Checks
-from server.errors import BootfleetError, Conflict, InvalidInput
+from server.errors import BootfleetError, Conflict, InvalidInput, describe
 from server.lifecycle import ACTIVE
 from server.models import Client, ClientCreate, GroupCreate, ProfileCreate
 from server.registry import clients, groups, installs, profiles
@@ -279,16 +279,17 @@ def dump(data: dict[str, Any], out: IO[str]) -> None:
     out.write("\n")
 
 
-def import_(session: Session, data: Any, checks: Checks) -> dict[str, int]:
+def import_(session: Session, data: Any, checks: Checks, actor: str | None) -> dict[str, int]:
     """Create everything in an export, validated as the API would; all or nothing (the
-    caller's transaction). Anything that exists already is a Conflict naming it."""
+    caller's transaction). Anything that exists already is a Conflict naming it. Each
+    client gets its "registered" event, naming `actor`."""
     if not isinstance(data, dict) or data.get("bootfleet_export") != EXPORT_FORMAT:
         raise InvalidInput("file", f"not a Bootfleet export (format {EXPORT_FORMAT})")
     counts = {"profiles": 0, "groups": 0, "clients": 0}
     for key, model, create in (
         ("profiles", ProfileCreate, lambda d: profiles.create(session, d, checks)),
         ("groups", GroupCreate, lambda d: groups.create(session, d)),
-        ("clients", ClientCreate, lambda d: clients.create(session, d, checks)),
+        ("clients", ClientCreate, lambda d: clients.create(session, d, checks, actor)),
     ):
         items = data.get(key, [])
         if not isinstance(items, list):
@@ -297,10 +298,8 @@ def import_(session: Session, data: Any, checks: Checks) -> dict[str, int]:
             try:
                 create(model.model_validate_json(json.dumps(item)))
             except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"])
-                msg = str(err["msg"]).removeprefix("Value error, ")
-                raise InvalidInput(f"{key}[{n}].{where}", msg) from None
+                bad = describe(exc)
+                raise InvalidInput(f"{key}[{n}].{bad.field}", bad.detail) from None
             except BootfleetError as exc:
                 raise InvalidInput(f"{key}[{n}]", exc.message) from None
             counts[key] += 1

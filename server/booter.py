@@ -18,6 +18,7 @@ from sqlmodel import Session
 from server import cmdline
 from server.bootspec import BootSpec, ImageRef
 from server.errors import Conflict, InvalidInput
+from server.lifecycle import MAY_INSTALL, State
 from server.macaddr import normalize_mac
 from server.models import Client, Install, utcnow
 from server.registry import clients, events, installs
@@ -29,7 +30,6 @@ from server.render import Renderer
 log = logging.getLogger(__name__)
 
 RESOLVE_TRIES = 3
-_MAY_INSTALL = ("pending", "booting")
 # What check_cmdline puts where an install's token goes: as long as a real one (43 URL-safe
 # characters, tokens.install_token), so the command line's length is checked truly.
 STAND_IN_TOKEN = "t" * 43
@@ -81,7 +81,7 @@ class Booter:
         found = self.registry.lookup(mac)
         if found is None and self.registry.unregistered(mac, peer, arch, utcnow()):
             return BootSpec.local(mac, "unregistered machine: local boot")
-        if found is not None and found[1] not in _MAY_INSTALL:
+        if found is not None and found[1] not in MAY_INSTALL:
             # The common answer (idle, installed, failed, installing): local boot, decided on
             # a read; the sighting is written behind, with other machines' (it only touches
             # the last_* columns, so it commutes with any concurrent change of state).
@@ -99,8 +99,8 @@ class Booter:
             client.last_seen_at = utcnow()
             session.add(client)
             install = installs.current(session, client)
-            may_install = client.state == "pending" or (
-                client.state == "booting"
+            may_install = client.state == State.PENDING or (
+                client.state == State.BOOTING
                 and install is not None
                 and installs.within_grace(install, self.policy)
             )
@@ -113,9 +113,9 @@ class Booter:
                 # before those checks, or a context that changed since (the arch a firmware
                 # reports), ends here: local boot, and the client stays as it is.
                 log.error("installer for %s (%s) not served: %s", mac, client.hostname, exc)
-                events.record(session, mac, "boot_failed", f"installer not served: {exc}", peer)
+                installs.not_served(session, client, str(exc), peer)
                 return BootSpec.local(mac, f"installer does not render ({exc.field}): local boot")
-            if client.state == "pending":
+            if client.state == State.PENDING:
                 installs.boot_served(session, client, install, self.policy, peer, "boot config")
                 log.info(
                     "installer boot config for %s (%s) served to %s", mac, client.hostname, peer

@@ -12,7 +12,7 @@ import click
 from pydantic import ValidationError
 
 from server.config import Settings
-from server.errors import BootfleetError
+from server.errors import BootfleetError, describe
 from server.fleet import Fleet
 from server.registry import admin_tokens
 from server.registry.database import session_scope
@@ -54,10 +54,7 @@ def friendly(func: F) -> F:
         except BootfleetError as exc:
             raise click.ClickException(exc.message) from None
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            raise click.ClickException(f"{where}: {msg}") from None
+            raise click.ClickException(describe(exc).message) from None
 
     return wrapper  # type: ignore[return-value]
 

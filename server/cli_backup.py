@@ -90,7 +90,7 @@ def import_(path: Any, **kw: Any) -> None:
     fleet = open_fleet(kw)
     try:
         with session_scope(fleet.engine, write=True) as s:
-            n = backup.import_(s, data, fleet.checks)
+            n = backup.import_(s, data, fleet.checks, "cli")
     finally:
         fleet.engine.dispose()
     click.echo(f"imported {n['profiles']} profiles, {n['groups']} groups, {n['clients']} clients")

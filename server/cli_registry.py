@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 import click
+from sqlmodel import Session
 
 from server.cli import friendly, open_fleet, registry_options
 from server.clitable import emit, emit_one
 from server.errors import InvalidInput
 from server.models import (
+    Client,
     ClientCreate,
     ClientUpdate,
     EventPublic,
@@ -19,7 +21,7 @@ from server.models import (
     ProfilePublic,
     ProfileUpdate,
 )
-from server.registry import clients, events, groups, installs, profiles
+from server.registry import bulk, clients, events, groups, installs, profiles
 from server.registry.database import session_scope
 
 json_flag = click.option("--json", "as_json", is_flag=True, help="JSON output.")
@@ -222,8 +224,7 @@ def client_add(
         variables=parse_vars(variables),
     )
     with session_scope(fleet.engine, write=True) as s:
-        row = clients.create(s, data, fleet.checks)
-        events.record(s, row.mac, "registered", f"profile {profile or '-'}", "cli")
+        clients.create(s, data, fleet.checks, "cli")
     click.echo(f"client {data.mac} added")
 
 
@@ -252,8 +253,7 @@ def client_update(
     if variables:
         fields["variables"] = parse_vars(variables)
     with session_scope(fleet.engine, write=True) as s:
-        row = clients.update(s, mac, ClientUpdate(**fields), fleet.checks)
-        events.record(s, row.mac, "updated", ", ".join(sorted(fields)), "cli")
+        row = clients.update(s, mac, ClientUpdate(**fields), fleet.checks, "cli")
     click.echo(f"client {row.mac} updated")
 
 
@@ -264,9 +264,7 @@ def client_update(
 def client_delete(mac: str, **kw: Any) -> None:
     fleet = open_fleet(kw)
     with session_scope(fleet.engine, write=True) as s:
-        row = clients.get(s, mac)
-        events.record(s, row.mac, "deleted", "", "cli")
-        clients.delete(s, mac)
+        row = clients.delete(s, mac, "cli")
     click.echo(f"client {row.mac} deleted")
 
 
@@ -323,7 +321,7 @@ def import_csv(csv_file: Any, **kw: Any) -> None:
     """Import clients from CSV mac,hostname,profile,groups (all rows or none)."""
     fleet = open_fleet(kw)
     with session_scope(fleet.engine, write=True) as s:
-        count = clients.import_csv(s, csv_file.read(), fleet.checks)
+        count = clients.import_csv(s, csv_file.read(), fleet.checks, "cli")
     click.echo(f"imported {count} clients")
 
 
@@ -380,7 +378,11 @@ def group_reinstall(name: str, **kw: Any) -> None:
     fleet = open_fleet(kw)
     with session_scope(fleet.engine) as s:
         ids = groups.member_ids(s, name)
-    for mac, why in installs.reinstall_each(fleet.engine, ids, fleet.policy, fleet.checks, "cli"):
+
+    def one(s: Session, client: Client) -> object:
+        return installs.reinstall(s, client, fleet.policy, fleet.checks, "cli")
+
+    for mac, why in bulk.each(fleet.engine, ids, one):
         click.echo(f"{mac}: pending" if why is None else f"{mac}: skipped ({why})")
 
 

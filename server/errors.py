@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class BootfleetError(Exception):
     """Base of every error Bootfleet reports to a user."""
@@ -76,3 +78,18 @@ class TooManyRequests(BootfleetError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def describe(exc: ValidationError, whole: str = "input") -> InvalidInput:
+    """The first thing pydantic found wrong, as InvalidInput naming its field (`whole` when
+    the input as a whole is wrong), in Bootfleet's words rather than pydantic's."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or whole
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "json_invalid":
+        field, message = whole, f"not valid JSON: {err['ctx'].get('error', '')}".strip()
+    elif err["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif err["type"] == "missing":
+        message = "required"
+    return InvalidInput(field, message)

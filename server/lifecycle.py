@@ -1,5 +1,5 @@
-"""The reinstall state machine: which changes are allowed, and the compare-and-set that makes
-each one atomic.
+"""The reinstall state machine's vocabulary: the states, the actions, which change each
+action allows, and the sets of states the rest of Bootfleet asks about.
 
     idle ──reinstall──▶ pending ──boot_served──▶ booting ──started──▶ installing
       ▲                    │                        │                     │
@@ -7,19 +7,18 @@ each one atomic.
                                                     ├──done────▶ installed ┤──reinstall──▶ pending
                                                     └──failed──▶ failed ───┘
 
-A client in any state but pending/booting/installing boots from its own disk.
+A client gets its installer only while pending, or while booting within the grace window
+(firmware reads a config more than once); in every other state, installing included, it boots
+from its own disk (booter.py). Each change is made atomic by the compare-and-set in
+registry/transition.py. An install keeps its client's state while it runs, then ends as
+installed, failed or cancelled (InstallState).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import update
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session
-
-from server.errors import Conflict, ForbiddenTransition
-from server.models import Client, utcnow
+from server.errors import ForbiddenTransition
 
 
 class State(StrEnum):
@@ -40,7 +39,22 @@ class Action(StrEnum):
     FAILED = "failed"
 
 
+class InstallState(StrEnum):
+    """An install's state: its client's while it runs, then how it ended."""
+
+    PENDING = State.PENDING.value
+    BOOTING = State.BOOTING.value
+    INSTALLING = State.INSTALLING.value
+    INSTALLED = State.INSTALLED.value
+    FAILED = State.FAILED.value
+    CANCELLED = "cancelled"  # no client state: the client went back to idle
+
+
 ACTIVE = frozenset({State.PENDING, State.BOOTING, State.INSTALLING})
+# What a boot may serve the installer to (booting: a re-read inside the grace window).
+MAY_INSTALL = frozenset({State.PENDING, State.BOOTING})
+# Where the installer runs: the installer's reports are taken, the deadline reaper watches.
+RUNNING = frozenset({State.BOOTING, State.INSTALLING})
 FINISHED = frozenset({State.IDLE, State.INSTALLED, State.FAILED})
 
 TRANSITIONS: dict[Action, tuple[frozenset[State], State]] = {
@@ -48,10 +62,10 @@ TRANSITIONS: dict[Action, tuple[frozenset[State], State]] = {
     Action.CANCEL: (ACTIVE, State.IDLE),
     Action.BOOT_SERVED: (frozenset({State.PENDING}), State.BOOTING),
     Action.STARTED: (frozenset({State.BOOTING}), State.INSTALLING),
-    Action.DONE: (frozenset({State.BOOTING, State.INSTALLING}), State.INSTALLED),
+    Action.DONE: (RUNNING, State.INSTALLED),
     # FAILED also covers a "done" arriving after the reaper marked the install failed:
     # that path is handled by the caller, which knows why the install failed.
-    Action.FAILED: (frozenset({State.BOOTING, State.INSTALLING}), State.FAILED),
+    Action.FAILED: (RUNNING, State.FAILED),
 }
 
 STATES = tuple(s.value for s in State)
@@ -66,31 +80,3 @@ def target(action: Action, current: str) -> State:
             f"(allowed from: {', '.join(sorted(allowed))})"
         )
     return to
-
-
-def compare_and_set(
-    session: Session, client: Client, to: State, *, install_id: int | object | None = ...
-) -> None:
-    """Move `client` to `to` only if nobody changed it since it was read (state and version).
-
-    Exactly one of two racing requests wins; the loser gets Conflict (HTTP 409).
-    """
-    values: dict[str, object] = {
-        "state": to.value,
-        "version": client.version + 1,
-        "updated_at": utcnow(),
-    }
-    if install_id is not ...:
-        values["install_id"] = install_id
-    stmt = (
-        update(Client)
-        .where(Client.id == client.id)  # type: ignore[arg-type]
-        .where(Client.state == client.state)  # type: ignore[arg-type]
-        .where(Client.version == client.version)  # type: ignore[arg-type]
-        .values(**values)
-    )
-    result = session.execute(stmt)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict(f"client {client.mac} was changed by another request; reload and retry")
-    for key, value in values.items():  # mirror the row without marking the object dirty
-        set_committed_value(client, key, value)

@@ -7,9 +7,12 @@ Validation lives here, on the types; the HTTP layer only moves data in and out.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -19,12 +22,13 @@ from pydantic import (
     field_serializer,
     field_validator,
 )
-from sqlalchemy import JSON, Column, DateTime, Index, Text
+from sqlalchemy import JSON, Column, DateTime, Index, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from server.errors import InvalidInput
+from server.lifecycle import InstallState, State
 from server.macaddr import normalize_mac
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -69,6 +73,29 @@ class UtcTimestamp(TypeDecorator[datetime]):
         if value.utcoffset() is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class StateText(TypeDecorator[E]):
+    """A lifecycle state column: the enum in Python, its value as VARCHAR(16) in SQL (the
+    type a plain `str` field of max_length 16 had, so the schema is unchanged)."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return value.value if isinstance(value, self.enum) else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 def timestamp(*, now: bool = False, index: bool = False) -> Any:
@@ -300,7 +327,7 @@ class Client(SQLModel, table=True):
     hostname: str | None = Field(default=None, max_length=253, index=True)
     profile_id: int | None = Field(default=None, foreign_key="profile.id", index=True)
     variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    state: str = Field(default="idle", index=True, max_length=16)
+    state: State = Field(default=State.IDLE, index=True, sa_type=StateText(State))
     version: int = Field(default=0)
     install_id: int | None = Field(default=None)
     last_ip: str | None = Field(default=None, max_length=45)
@@ -308,6 +335,31 @@ class Client(SQLModel, table=True):
     last_seen_at: datetime | None = timestamp()
     created_at: datetime = timestamp(now=True)
     updated_at: datetime = timestamp(now=True)
+
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def construct_checked(model: type[M], values: dict[str, Any]) -> M:
+    """`model` from values already of its field types (text read from a CSV file), through
+    each field's own AfterValidators but without pydantic's machinery around them (a third
+    of model_validate's cost); ValueError where they object, and model_validate then says
+    exactly what is wrong."""
+    checks = _after_validators(model)
+    checked = {}
+    for name, value in values.items():
+        for check in checks[name]:
+            value = check(value)
+        checked[name] = value
+    return model.model_construct(_fields_set=set(values), **checked)
+
+
+@functools.cache
+def _after_validators(model: type[SQLModel]) -> dict[str, tuple[Callable[[Any], Any], ...]]:
+    return {
+        name: tuple(m.func for m in f.metadata if isinstance(m, AfterValidator))  # type: ignore[misc]
+        for name, f in model.model_fields.items()
+    }
 
 
 class ClientCreate(Strict):
@@ -332,7 +384,9 @@ class Install(SQLModel, table=True):
     client_id: int = Field(foreign_key="client.id", index=True, ondelete="CASCADE")
     token_hash: str = Field(index=True, unique=True, max_length=64)
     salt: str = Field(max_length=64)
-    state: str = Field(default="pending", index=True, max_length=16)
+    state: InstallState = Field(
+        default=InstallState.PENDING, index=True, sa_type=StateText(InstallState)
+    )
     profile_snapshot: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = timestamp(now=True)
     booted_at: datetime | None = timestamp()

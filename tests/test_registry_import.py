@@ -21,7 +21,7 @@ def reg(fleet: Fleet) -> Fleet:
 
 def run(fleet: Fleet, text: str) -> int:
     with session_scope(fleet.engine, write=True) as s:
-        return clients.import_csv(s, text, fleet.checks)
+        return clients.import_csv(s, text, fleet.checks, "test")
 
 
 def macs(fleet: Fleet) -> list[str]:
@@ -51,7 +51,7 @@ def test_import_creates_clients_with_profile_and_groups(reg: Fleet) -> None:
     [
         (
             "52:54:00:00:00:01\nnot-a-mac\n",
-            "row 2: mac: Value error, not a MAC address: 'not-a-mac'",
+            "row 2: mac: not a MAC address: 'not-a-mac'",
         ),
         ("52:54:00:00:00:01\n52:54:00:00:00:01\n", "row 2: MAC 52:54:00:00:00:01 appears twice"),
         ("52:54:00:00:00:01,,nosuch\n", "row 1: no profile named 'nosuch'"),
@@ -60,7 +60,7 @@ def test_import_creates_clients_with_profile_and_groups(reg: Fleet) -> None:
             "row 2: client 52:54:00:00:00:09 exists already",
         ),
         ("52:54:00:00:00:01,a,b,c,d\n", "row 1: expected at most 4 columns"),
-        ("52:54:00:00:00:01,bad_host!\n", "row 1: hostname: Value error, not a valid host name"),
+        ("52:54:00:00:00:01,bad_host!\n", "row 1: hostname: not a valid host name"),
     ],
 )
 def test_first_bad_row_is_named_and_nothing_is_imported(

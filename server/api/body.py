@@ -7,7 +7,7 @@ from typing import TypeVar
 from flask import request
 from pydantic import BaseModel, ValidationError
 
-from server.errors import InvalidInput
+from server.errors import InvalidInput, describe
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -19,16 +19,7 @@ def parse(model: type[M]) -> M:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "body"
-        message = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "json_invalid":
-            field, message = "body", f"not valid JSON: {err['ctx'].get('error', '')}".strip()
-        elif err["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif err["type"] == "missing":
-            message = "required"
-        raise InvalidInput(field, message) from None
+        raise describe(exc, "body") from None
 
 
 def query_int(name: str, default: int, low: int, high: int) -> int:

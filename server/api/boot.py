@@ -16,6 +16,7 @@ from server.bootspec import BootSpec
 from server.errors import BootfleetError, InvalidInput
 from server.imagefiles import send_image
 from server.models import Client
+from server.registry import clients
 from server.registry.database import session_scope
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,8 @@ def metrics() -> Response:
         "# TYPE bootfleet_clients gauge",
     ]
     with session_scope(f.engine) as s:
-        rows = s.exec(select(Client.state, func.count()).group_by(Client.state)).all()
-    for state, count in sorted(rows):
+        counts = clients.count_by_state(s)
+    for state, count in sorted(counts.items()):
         lines.append(f'bootfleet_clients{{state="{state}"}} {count}')
     text = "\n".join(lines) + "\n"
     for source in f.metrics_sources:

@@ -20,9 +20,9 @@ from server.api.schemas import (
     InstallDetail,
     InstallList,
 )
-from server.errors import InvalidInput, NotFound
+from server.errors import InvalidInput
 from server.lifecycle import STATES
-from server.models import ClientCreate, ClientPublic, ClientUpdate, EventPublic, Install
+from server.models import ClientCreate, ClientPublic, ClientUpdate, EventPublic
 from server.registry import clients, events, installs
 from server.registry.database import session_scope
 
@@ -70,8 +70,7 @@ def list_clients() -> Response:
 def create_client() -> Response:
     data = parse(ClientCreate)
     with session_scope(fleet().engine, write=True) as s:
-        row = clients.create(s, data, fleet().checks)
-        events.record(s, row.mac, "registered", f"profile {data.profile or '-'}", peer())
+        row = clients.create(s, data, fleet().checks, peer())
         return out(clients.public(s, row), 201)
 
 
@@ -87,8 +86,7 @@ def show_client(mac: str) -> Response:
 def update_client(mac: str) -> Response:
     data = parse(ClientUpdate)
     with session_scope(fleet().engine, write=True) as s:
-        row = clients.update(s, mac, data, fleet().checks)
-        events.record(s, row.mac, "updated", ", ".join(sorted(data.model_fields_set)), peer())
+        row = clients.update(s, mac, data, fleet().checks, peer())
         return out(clients.public(s, row))
 
 
@@ -96,9 +94,7 @@ def update_client(mac: str) -> Response:
 @doc("Forget a client (its events stay)", status=204)
 def delete_client(mac: str) -> Response:
     with session_scope(fleet().engine, write=True) as s:
-        row = clients.get(s, mac)
-        events.record(s, row.mac, "deleted", "", peer())
-        clients.delete(s, mac)
+        clients.delete(s, mac, peer())
     return Response(status=204)
 
 
@@ -147,10 +143,7 @@ def client_installs(mac: str) -> Response:
 @doc("One install of a client, with its failure log", response=InstallDetail)
 def client_install(mac: str, install_id: int) -> Response:
     with session_scope(fleet().engine) as s:
-        client = clients.get(s, mac)
-        row = s.get(Install, install_id)
-        if row is None or row.client_id != client.id:
-            raise NotFound(f"client {client.mac} has no install {install_id}")
+        row = clients.owned_install(s, clients.get(s, mac), install_id)
         public = clients.install_public(row)
         return out(InstallDetail(**public.model_dump(), failure_log=row.failure_log))
 
@@ -168,7 +161,7 @@ def import_clients() -> Response:
     except UnicodeDecodeError:
         raise InvalidInput("body", "CSV must be UTF-8") from None
     with session_scope(fleet().engine, write=True) as s:
-        count = clients.import_csv(s, text, fleet().checks)
+        count = clients.import_csv(s, text, fleet().checks, peer())
     return out(ImportResult(imported=count))
 
 

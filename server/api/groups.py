@@ -10,7 +10,7 @@ from server.api.context import fleet, out, peer
 from server.api.docs import doc
 from server.api.schemas import GroupList, GroupReinstall, Skipped
 from server.models import GroupCreate, GroupPublic, GroupUpdate
-from server.registry import groups, installs
+from server.registry import bulk, groups, installs
 from server.registry.database import session_scope
 
 bp = admin_blueprint("groups", __name__)
@@ -61,7 +61,10 @@ def reinstall_group(name: str) -> Response:
     f = fleet()
     with session_scope(f.engine) as s:
         ids = groups.member_ids(s, name)
-    outcomes = installs.reinstall_each(f.engine, ids, f.policy, f.checks, peer())
+    who = peer()
+    outcomes = bulk.each(
+        f.engine, ids, lambda s, c: installs.reinstall(s, c, f.policy, f.checks, who)
+    )
     return out(
         GroupReinstall(
             requested=[mac for mac, why in outcomes if why is None],

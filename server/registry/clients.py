@@ -1,10 +1,14 @@
-"""Clients: one machine each, known by its canonical MAC."""
+"""Clients: one machine each, known by its canonical MAC.
+
+create, update, delete and import_csv record their own events, in the caller's transaction,
+naming the `actor` (a peer address, a web user, "cli"): whichever transport asks, the log
+says the same."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -14,24 +18,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from server.checks import Checks
-from server.errors import Conflict, InvalidInput, NotFound
+from server.errors import Conflict, InvalidInput, NotFound, describe
+from server.lifecycle import State
 from server.macaddr import mac_fragment, normalize_mac
 from server.models import (
     Client,
     ClientCreate,
-    ClientGroup,
     ClientGroupLink,
     ClientPublic,
     ClientUpdate,
     Install,
     InstallPublic,
     Profile,
-    check_hostname,
-    check_name,
+    construct_checked,
     keep_redacted,
     utcnow,
 )
-from server.registry import assignments, groups, profiles
+from server.registry import assignments, events, groups, profiles
 
 MAX_PAGE = 1000
 
@@ -48,7 +51,7 @@ def find(session: Session, mac: str) -> Client | None:
     return session.exec(select(Client).where(Client.mac == mac)).first()
 
 
-def create(session: Session, data: ClientCreate, checks: Checks) -> Client:
+def create(session: Session, data: ClientCreate, checks: Checks, actor: str | None) -> Client:
     if find(session, data.mac) is not None:
         raise Conflict(f"client {data.mac} exists already")
     profile = profiles.get(session, data.profile) if data.profile else None
@@ -66,38 +69,68 @@ def create(session: Session, data: ClientCreate, checks: Checks) -> Client:
     groups.set_membership(session, row, data.groups)
     session.flush()
     assignments.check(session, row, checks)  # a missing variable is a 400 now, not later
+    events.record(session, row.mac, "registered", f"profile {data.profile or '-'}", actor)
     return row
 
 
-def update(session: Session, mac: str, data: ClientUpdate, checks: Checks) -> Client:
+def update(
+    session: Session, mac: str, data: ClientUpdate, checks: Checks, actor: str | None
+) -> Client:
+    """Apply the fields `data` sets; the event names those whose value changed."""
     row = get(session, mac)
+    assert row.id is not None
     changes = data.model_dump(exclude_unset=True)
-    if "hostname" in changes:
+    changed: list[str] = []
+    if "hostname" in changes and changes["hostname"] != row.hostname:
         row.hostname = changes["hostname"]
+        changed.append("hostname")
     if "profile" in changes:
         name = changes["profile"]
-        row.profile_id = profiles.get(session, name).id if name else None
+        profile_id = profiles.get(session, name).id if name else None
+        if profile_id != row.profile_id:
+            row.profile_id = profile_id
+            changed.append("profile")
     if changes.get("variables") is not None:
-        row.variables = keep_redacted(changes["variables"], row.variables)
-    if changes.get("groups") is not None:
-        groups.set_membership(session, row, changes["groups"])
+        variables = keep_redacted(changes["variables"], row.variables)
+        if variables != row.variables:
+            row.variables = variables
+            changed.append("variables")
+    wanted = changes.get("groups")
+    if (
+        wanted is not None
+        and sorted(set(wanted)) != groups.names_by_client(session, [row.id])[row.id]
+    ):
+        groups.set_membership(session, row, wanted)
+        changed.append("groups")
     row.updated_at = utcnow()
     row.version += 1
     session.add(row)
     session.flush()
     assignments.check(session, row, checks)
+    events.record(session, row.mac, "updated", ", ".join(sorted(changed)) or "no change", actor)
     return row
 
 
-def delete(session: Session, mac: str) -> None:
+def delete(session: Session, mac: str, actor: str | None) -> Client:
+    """Forget the client; its events stay (and gain this one)."""
     row = get(session, mac)
+    events.record(session, row.mac, "deleted", "", actor)
     session.delete(row)
+    return row
 
 
-def count_by_state(session: Session) -> dict[str, int]:
+def owned_install(session: Session, client: Client, install_id: int) -> Install:
+    """Install `install_id` if it is one of `client`'s, else NotFound."""
+    row = session.get(Install, install_id)
+    if row is None or row.client_id != client.id:
+        raise NotFound(f"client {client.mac} has no install {install_id}")
+    return row
+
+
+def count_by_state(session: Session) -> dict[State, int]:
     """How many clients are in each lifecycle state (states with none are left out)."""
     stmt = select(Client.state, func.count()).group_by(col(Client.state))
-    return {state: int(count) for state, count in session.exec(stmt).all()}
+    return {State(state): int(count) for state, count in session.exec(stmt).all()}
 
 
 @dataclass(frozen=True)
@@ -223,21 +256,19 @@ def _csv_rows(text: str) -> Iterator[list[str]]:
             raise InvalidInput(f"row {reader.line_num}", f"not CSV: {exc}") from None
 
 
-def import_csv(session: Session, text: str, checks: Checks) -> int:
+def import_csv(session: Session, text: str, checks: Checks, actor: str | None) -> int:
     """Create clients from CSV `mac,hostname,profile,groups` (groups separated by ';' or
     spaces). All rows or none: the first bad row raises InvalidInput naming the row.
 
-    Every row is checked in file order, as `create` would check it (exists already, unknown
-    profile, answer-file variables, the installer's command line), against registry facts
-    read once; then all rows go in with a few bulk INSERTs instead of one ORM round trip per
-    row."""
+    Every row is checked in file order, as `create` would check it (ClientCreate's own
+    validators; exists already, unknown profile, and the assignment checks), against registry
+    facts read once; then all rows go in with a few bulk INSERTs instead of one ORM round trip
+    per row, and their "registered" events with one more."""
     reader = _csv_rows(text)
     existing = set(session.exec(select(Client.mac)))
     found_profiles: dict[str, Profile] = {}
-    group_vars: dict[str, dict[str, Any]] = {}
-    checked: dict[tuple[str | None, tuple[str, ...]], dict[str, Any] | str] = {}
+    assigned = assignments.NewClients(session, checks)
     seen: set[str] = set()
-    passed: set[Hashable] = set()  # command lines that rendered (Booter.check_cmdline)
     rows: list[tuple[ClientCreate, Profile | None]] = []
     for lineno, fields in enumerate(reader, start=1):
         if not fields or all(not f.strip() for f in fields) or fields[0].lstrip().startswith("#"):
@@ -248,20 +279,19 @@ def import_csv(session: Session, text: str, checks: Checks) -> int:
             raise InvalidInput(f"row {lineno}", f"expected at most {len(CSV_FIELDS)} columns")
         fields += [""] * (len(CSV_FIELDS) - len(fields))
         mac, hostname, profile, group_field = (f.strip() for f in fields)
-        group_names = group_field.replace(";", " ").split()
-        data = _valid_row(mac, hostname, profile, group_names)
-        if data is None:  # something is wrong: full validation names it
+        values = {
+            "mac": mac,
+            "hostname": hostname or None,
+            "profile": profile or None,
+            "groups": group_field.replace(";", " ").split(),
+        }
+        try:
+            data = construct_checked(ClientCreate, values)
+        except ValueError:  # something is wrong: full validation names it
             try:
-                data = ClientCreate(
-                    mac=mac,
-                    hostname=hostname or None,
-                    profile=profile or None,
-                    groups=group_names,
-                )
+                data = ClientCreate.model_validate(values)
             except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"])
-                raise InvalidInput(f"row {lineno}", f"{where}: {err['msg']}") from None
+                raise InvalidInput(f"row {lineno}", describe(exc).message) from None
         if data.mac in seen:
             raise InvalidInput(f"row {lineno}", f"MAC {data.mac} appears twice in the file")
         seen.add(data.mac)
@@ -273,20 +303,22 @@ def import_csv(session: Session, text: str, checks: Checks) -> int:
                 row_profile = found_profiles.get(data.profile)
                 if row_profile is None:
                     row_profile = found_profiles[data.profile] = profiles.get(session, data.profile)
-            if row_profile is not None:
-                key = (data.profile, tuple(data.groups))
-                if key not in checked:
-                    checked[key] = _row_variables(session, row_profile, data, checks, group_vars)
-                variables = checked[key]
-                if isinstance(variables, str):
-                    raise InvalidInput("", variables)
-                row = _NewClient(data.mac, data.hostname, None)
-                checks.cmdline(row, assignments.snapshot(row, row_profile, variables), passed)
+                assigned.checked(
+                    _NewClient(data.mac, data.hostname, None), row_profile, data.groups
+                )
         except (InvalidInput, NotFound, Conflict) as exc:
             raise InvalidInput(f"row {lineno}", exc.message) from None
         rows.append((data, row_profile))
     try:
         _insert_many(session, rows)
+        now = utcnow()
+        events.record_many(
+            session,
+            [
+                (data.mac, "registered", f"profile {data.profile or '-'}", actor, now)
+                for data, _ in rows
+            ],
+        )
     except IntegrityError:
         # On PostgreSQL another request registered a MAC (or made a group) of this file
         # after it was checked above; SQLite's write lock rules that out.
@@ -297,56 +329,12 @@ def import_csv(session: Session, text: str, checks: Checks) -> int:
     return len(rows)
 
 
-_ROW_FIELDS = {"mac", "hostname", "profile", "groups"}
-
-
 class _NewClient(NamedTuple):
     """What the checks see of a CSV row: a Client row costs ~0.3 ms to build."""
 
     mac: str
     hostname: str | None
     last_arch: str | None
-
-
-def _valid_row(mac: str, hostname: str, profile: str, groups: list[str]) -> ClientCreate | None:
-    """The ClientCreate that validating this row gives, built by the validators ClientCreate's
-    fields use (about a third of the cost of full model validation), or None if one of them
-    objects; the caller then validates in full for the exact message."""
-    try:
-        return ClientCreate.model_construct(
-            _fields_set=_ROW_FIELDS,
-            mac=normalize_mac(mac),
-            hostname=check_hostname(hostname or None),
-            profile=profile or None,
-            groups=sorted({check_name(g) for g in groups}),
-            variables={},
-        )
-    except ValueError:  # InvalidInput is one
-        return None
-
-
-def _row_variables(
-    session: Session,
-    profile: Profile,
-    data: ClientCreate,
-    checks: Checks,
-    group_vars: dict[str, dict[str, Any]],
-) -> dict[str, Any] | str:
-    """The variables an install of a new client with these profile and groups snapshots (a
-    CSV row has no variables of its own), or what the catalog says against them: the same
-    for every row with this profile and these groups (the command line is not)."""
-    for name in data.groups:
-        if name not in group_vars:
-            row = session.exec(select(ClientGroup).where(ClientGroup.name == name)).first()
-            group_vars[name] = dict(row.variables) if row is not None else {}
-    # groups.variables_for's order: by name, a later group wins
-    merged = assignments.merge(
-        profile.variables, (group_vars[n] for n in sorted(data.groups)), data.variables
-    )
-    try:
-        return checks.variables(profile.answer_template, merged)
-    except InvalidInput as exc:
-        return exc.message
 
 
 def _insert_many(session: Session, rows: list[tuple[ClientCreate, Profile | None]]) -> None:
@@ -364,7 +352,7 @@ def _insert_many(session: Session, rows: list[tuple[ClientCreate, Profile | None
                 "hostname": data.hostname,
                 "profile_id": profile.id if profile else None,
                 "variables": data.variables,
-                "state": "idle",
+                "state": State.IDLE,
                 "version": 0,
                 "created_at": now,
                 "updated_at": now,

@@ -127,6 +127,16 @@ def sqlite_writer(engine: Engine) -> Iterator[None]:
         lock.release()
 
 
+def _immediate(engine: Engine) -> Engine:
+    """`engine` whose transactions begin IMMEDIATE (SQLite), made once per engine: making
+    one costs more than the short write on the boot path it is for."""
+    found: Engine | None = getattr(engine, "_bootfleet_immediate", None)
+    if found is None:
+        found = engine.execution_options(sqlite_begin="IMMEDIATE")
+        engine._bootfleet_immediate = found  # type: ignore[attr-defined]
+    return found
+
+
 @contextmanager
 def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
     """A session that commits on success and rolls back on error.
@@ -137,7 +147,7 @@ def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
     if write and engine.dialect.name == "sqlite":
         with (
             sqlite_writer(engine),
-            _session(engine.execution_options(sqlite_begin="IMMEDIATE")) as s,
+            _session(_immediate(engine)) as s,
         ):
             yield s
     else:
@@ -152,7 +162,7 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
     lock = sqlite_writer(engine) if engine.dialect.name == "sqlite" else nullcontext()
     bind = engine
     if engine.dialect.name == "sqlite":
-        bind = engine.execution_options(sqlite_begin="IMMEDIATE")
+        bind = _immediate(engine)
     try:
         with lock, bind.begin() as conn:
             yield conn

@@ -116,26 +116,25 @@ def names_by_client(session: Session, client_ids: list[int]) -> dict[int, list[s
     return out
 
 
-def variables_for(session: Session, client_id: int) -> list[dict[str, Any]]:
-    """Variables of the client's groups, in name order (a later group wins on a clash)."""
+def variables_for(session: Session, client_id: int) -> dict[str, dict[str, Any]]:
+    """Variables of the client's groups, by group name (assignments.layered orders them)."""
     return variables_by_client(session, [client_id])[client_id]
 
 
 def variables_by_client(
     session: Session, client_ids: list[int], batch: int = 500
-) -> dict[int, list[dict[str, Any]]]:
+) -> dict[int, dict[str, dict[str, Any]]]:
     """variables_for of many clients, a query per `batch` of them (bound parameters are
     limited: 999 in older SQLite builds)."""
-    out: dict[int, list[dict[str, Any]]] = {cid: [] for cid in client_ids}
+    out: dict[int, dict[str, dict[str, Any]]] = {cid: {} for cid in client_ids}
     for start in range(0, len(client_ids), batch):
         stmt = (
-            select(ClientGroupLink.client_id, ClientGroup.variables)
+            select(ClientGroupLink.client_id, ClientGroup.name, ClientGroup.variables)
             .join(ClientGroup, col(ClientGroup.id) == ClientGroupLink.group_id)
             .where(col(ClientGroupLink.client_id).in_(client_ids[start : start + batch]))
-            .order_by(col(ClientGroup.name))
         )
-        for cid, variables in session.exec(stmt):
-            out[cid].append(dict(variables))
+        for cid, name, variables in session.exec(stmt):
+            out[cid][name] = dict(variables)
     return out
 
 

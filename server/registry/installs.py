@@ -1,6 +1,6 @@
 """Install attempts and the lifecycle operations on them.
 
-Every change of a client's state goes through lifecycle.compare_and_set inside the caller's
+Every change of a client's state goes through transition.compare_and_set inside the caller's
 write transaction, and leaves an event. Install tokens are derived from the site key and the
 install's salt (see server/tokens.py) and looked up by their hash.
 """
@@ -10,18 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from server.checks import Checks
-from server.errors import BootfleetError, Conflict, InvalidInput, Unauthorized
-from server.lifecycle import Action, State, compare_and_set, target
+from server.errors import Conflict, InvalidInput, Unauthorized
+from server.lifecycle import ACTIVE, RUNNING, Action, InstallState, State, target
 from server.models import FAILURE_LOG_MAX, Client, Install, utcnow
 from server.registry import assignments, events
-from server.registry.database import session_scope
+from server.registry.transition import compare_and_set
 from server.tokens import install_token, new_salt, token_hash
-
-ACTIVE_INSTALL = ("pending", "booting", "installing")
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,7 @@ def in_progress(session: Session, limit: int = 50) -> list[tuple[Install, Client
     stmt = (
         select(Install, Client)
         .join(Client, col(Client.id) == col(Install.client_id))
-        .where(col(Install.state).in_(ACTIVE_INSTALL), col(Client.install_id) == col(Install.id))
+        .where(col(Install.state).in_(ACTIVE), col(Client.install_id) == col(Install.id))
         .order_by(col(Install.updated_at).desc(), col(Install.id).desc())
         .limit(limit)
     )
@@ -68,7 +65,7 @@ def recent_failures(session: Session, limit: int = 10) -> list[tuple[Install, Cl
     stmt = (
         select(Install, Client)
         .join(Client, col(Client.id) == col(Install.client_id))
-        .where(Install.state == State.FAILED.value)
+        .where(Install.state == InstallState.FAILED)
         .order_by(col(Install.id).desc())
         .limit(limit)
     )
@@ -88,7 +85,7 @@ def reinstall(
         client_id=client.id,  # type: ignore[arg-type]
         salt=salt,
         token_hash=token_hash(install_token(policy.site_key, salt)),
-        state=State.PENDING.value,
+        state=InstallState.PENDING,
         profile_snapshot=snapshot,
     )
     session.add(row)
@@ -106,7 +103,7 @@ def cancel(session: Session, client: Client, source: str | None, detail: str | N
     compare_and_set(session, client, to)
     install = current(session, client)
     if install is not None:
-        _finish(session, install, "cancelled", "cancelled")
+        _finish(session, install, InstallState.CANCELLED, InstallState.CANCELLED.value)
     what = f"install {client.install_id} cancelled"
     events.record(session, client.mac, "cancel", f"{what}: {detail}" if detail else what, source)
 
@@ -122,7 +119,7 @@ def boot_served(
     """The installer boot config went out: pending -> booting, with a boot deadline."""
     now = utcnow()
     compare_and_set(session, client, target(Action.BOOT_SERVED, client.state))
-    install.state = State.BOOTING.value
+    install.state = InstallState.BOOTING
     install.booted_at = now
     install.updated_at = now
     install.deadline_at = now + timedelta(seconds=policy.boot_timeout)
@@ -133,7 +130,7 @@ def boot_served(
 
 
 def within_grace(install: Install, policy: Policy, now: datetime | None = None) -> bool:
-    if install.state != State.BOOTING.value or install.booted_at is None:
+    if install.state != InstallState.BOOTING or install.booted_at is None:
         return False
     return (now or utcnow()) - install.booted_at <= timedelta(seconds=policy.grace_seconds)
 
@@ -152,10 +149,7 @@ def by_token(session: Session, token: str) -> tuple[Install, Client]:
 
 
 def require_active(install: Install, client: Client) -> None:
-    if install.state not in ("booting", "installing") or client.state not in (
-        "booting",
-        "installing",
-    ):
+    if install.state not in RUNNING or client.state not in RUNNING:
         raise Conflict(f"install {install.id} is {install.state}; it takes no more reports")
 
 
@@ -164,11 +158,11 @@ def _start(
 ) -> None:
     """Any sign of the running installer: booting -> installing, and a fresh deadline."""
     now = utcnow()
-    to = State.INSTALLING if client.state == State.BOOTING.value else State(client.state)
+    to = State.INSTALLING if client.state == State.BOOTING else client.state
     compare_and_set(session, client, to)  # also when already installing: one winner per race
-    if install.state != State.INSTALLING.value:
-        events.record(session, client.mac, "installing", why, source)
-    install.state = State.INSTALLING.value
+    if install.state != InstallState.INSTALLING:
+        events.record(session, client.mac, State.INSTALLING.value, why, source)
+    install.state = InstallState.INSTALLING
     install.updated_at = now
     install.deadline_at = now + timedelta(seconds=policy.progress_timeout)
     session.add(install)
@@ -199,16 +193,20 @@ def done(session: Session, token: str, message: str, source: str | None) -> Inst
     """The installer finished. Accepted even after the deadline reaper failed the install:
     a late success is still a success."""
     install, client = by_token(session, token)
-    late = install.state == "failed" and install.result == "deadline" and client.state == "failed"
+    late = (
+        install.state == InstallState.FAILED
+        and install.result == "deadline"
+        and client.state == State.FAILED
+    )
     if not late:
         require_active(install, client)
         target(Action.DONE, client.state)
     compare_and_set(session, client, State.INSTALLED)
     install.progress = 100
-    install.message = message or "installed"
-    _finish(session, install, State.INSTALLED.value, "success")
+    install.message = message or State.INSTALLED.value
+    _finish(session, install, InstallState.INSTALLED, "success")
     detail = f"install {install.id} done" + (" (after its deadline)" if late else "")
-    events.record(session, client.mac, "installed", detail, source)
+    events.record(session, client.mac, State.INSTALLED.value, detail, source)
     return install
 
 
@@ -218,8 +216,10 @@ def failed(session: Session, token: str, log: str, message: str, source: str | N
     compare_and_set(session, client, target(Action.FAILED, client.state))
     install.failure_log = _cap_log(log)
     install.message = message or "installer reported failure"
-    _finish(session, install, State.FAILED.value, "installer")
-    events.record(session, client.mac, "failed", f"install {install.id}: {install.message}", source)
+    _finish(session, install, InstallState.FAILED, "installer")
+    events.record(
+        session, client.mac, State.FAILED.value, f"install {install.id}: {install.message}", source
+    )
     return install
 
 
@@ -231,7 +231,7 @@ def _cap_log(log: str) -> str:
     return "[...truncated...]\n" + data[-(FAILURE_LOG_MAX - 20) :].decode("utf-8", "ignore")
 
 
-def _finish(session: Session, install: Install, state: str, result: str) -> None:
+def _finish(session: Session, install: Install, state: InstallState, result: str) -> None:
     now = utcnow()
     install.state = state
     install.result = result
@@ -244,7 +244,7 @@ def _finish(session: Session, install: Install, state: str, result: str) -> None
 def overdue(session: Session, now: datetime) -> list[int]:
     stmt = (
         select(Install.id)
-        .where(col(Install.state).in_(("booting", "installing")))
+        .where(col(Install.state).in_(RUNNING))
         .where(col(Install.deadline_at) < now)
     )
     return [i for i in session.exec(stmt) if i is not None]
@@ -258,43 +258,27 @@ def reap_one(session: Session, install_id: int, now: datetime) -> str | None:
     client = session.get(Client, install.client_id)
     if client is None or client.install_id != install.id or client.state != install.state:
         return None
-    what = "boot file fetch" if install.state == "booting" else "progress report"
+    what = "boot file fetch" if install.state == InstallState.BOOTING else "progress report"
     compare_and_set(session, client, State.FAILED)
     install.message = f"no {what} before the deadline"
-    _finish(session, install, State.FAILED.value, "deadline")
+    _finish(session, install, InstallState.FAILED, "deadline")
     events.record(
-        session, client.mac, "failed", f"install {install.id}: {install.message}", "reaper"
+        session,
+        client.mac,
+        State.FAILED.value,
+        f"install {install.id}: {install.message}",
+        "reaper",
     )
     return client.mac
 
 
+def not_served(session: Session, client: Client, why: str, source: str | None) -> None:
+    """The installer was due but could not be served (booter.py): the client stays as it is."""
+    events.record(session, client.mac, "boot_failed", f"installer not served: {why}", source)
+
+
 def touch_boot(session: Session, install: Install, policy: Policy) -> None:
     """A boot-file fetch during booting pushes the boot deadline back."""
-    if install.state == State.BOOTING.value:
+    if install.state == InstallState.BOOTING:
         install.deadline_at = utcnow() + timedelta(seconds=policy.boot_timeout)
         session.add(install)
-
-
-def reinstall_each(
-    engine: Engine, client_ids: list[int], policy: Policy, checks: Checks, source: str | None
-) -> list[tuple[str, str | None]]:
-    """Reinstall many clients, each in its own transaction, so that one that cannot take a
-    reinstall (no profile, already installing) does not hold back the rest.
-
-    Returns (MAC, None) for each client now pending and (MAC, reason) for each one skipped,
-    in the order given.
-    """
-    outcomes: list[tuple[str, str | None]] = []
-    for cid in client_ids:
-        mac = f"client #{cid}"
-        try:
-            with session_scope(engine, write=True) as session:
-                client = session.get(Client, cid)
-                if client is None:  # deleted meanwhile
-                    continue
-                mac = client.mac
-                reinstall(session, client, policy, checks, source)
-            outcomes.append((mac, None))
-        except BootfleetError as exc:
-            outcomes.append((mac, exc.message))
-    return outcomes

@@ -11,9 +11,9 @@ from flask.typing import ResponseReturnValue
 from sqlmodel import Session
 
 from server.api.context import fleet
-from server.errors import BootfleetError, InvalidInput, NotFound
-from server.models import Client, ClientUpdate, Install, Profile
-from server.registry import clients, events, groups, installs, profiles
+from server.errors import BootfleetError, InvalidInput
+from server.models import Client, ClientUpdate, Profile
+from server.registry import assignments, clients, events, installs, profiles
 from server.registry.database import session_scope
 from server.web import bp
 from server.web.auth import actor
@@ -35,19 +35,11 @@ class Variable:
     overridden: list[tuple[str, Any]] = field(default_factory=list)
 
 
-def variable_sources(session: Session, row: Client, group_names: list[str]) -> list[Variable]:
-    """Profile defaults, then each group in name order, then the client: the same order
-    assignments.merged_variables applies, with the layer each value comes from."""
-    layers: list[tuple[str, dict[str, Any]]] = []
-    if row.profile_id is not None:
-        profile = session.get(Profile, row.profile_id)
-        if profile is not None:
-            layers.append((f"profile {profile.name}", profile.variables))
-    for name in group_names:
-        layers.append((f"group {name}", groups.get(session, name).variables))
-    layers.append(("client", row.variables))
+def variable_sources(session: Session, row: Client) -> list[Variable]:
+    """Each variable with the layer it comes from (assignments.layered: the one order)."""
+    profile = session.get(Profile, row.profile_id) if row.profile_id is not None else None
     found: dict[str, Variable] = {}
-    for source, values in layers:
+    for source, values in assignments.client_layers(session, row, profile):
         for name, value in values.items():
             var = found.setdefault(name, Variable(name))
             if var.source:
@@ -95,7 +87,7 @@ def details(mac: str) -> dict[str, Any]:
     with session_scope(fleet().engine) as s:
         row = clients.get(s, mac)
         public = clients.public(s, row)
-        variables = variable_sources(s, row, public.groups)
+        variables = variable_sources(s, row)
         template, needs = answer_needs(s, public.profile, variables)
         return {
             "client": public,
@@ -155,9 +147,7 @@ def client_delete(mac: str) -> ResponseReturnValue:
     if request.form.get("confirmed") != "1":
         return confirm(f"Forget client {mac}? Its events stay in the log.", request.path)
     with session_scope(fleet().engine, write=True) as s:
-        row = clients.get(s, mac)
-        events.record(s, row.mac, "deleted", "", actor())
-        clients.delete(s, row.mac)
+        row = clients.delete(s, mac, actor())
     flash(f"Client {row.mac} deleted.", "ok")
     return redirect(url_for("web.client_list"), 303)
 
@@ -178,8 +168,7 @@ def client_edit(mac: str) -> ResponseReturnValue:
     try:
         data = build(ClientUpdate, client_form_data())
         with session_scope(fleet().engine, write=True) as s:
-            row = clients.update(s, mac, data, fleet().checks)
-            events.record(s, row.mac, "updated", "hostname, profile, groups, variables", actor())
+            row = clients.update(s, mac, data, fleet().checks, actor())
     except BootfleetError as exc:
         return page(
             "client_form.html",
@@ -198,9 +187,7 @@ def client_edit(mac: str) -> ResponseReturnValue:
 def install_log(mac: str, install_id: int) -> ResponseReturnValue:
     with session_scope(fleet().engine) as s:
         row = clients.get(s, mac)
-        install = s.get(Install, install_id)
-        if install is None or install.client_id != row.id:
-            raise NotFound(f"client {row.mac} has no install {install_id}")
+        install = clients.owned_install(s, row, install_id)
         return page(
             "install.html",
             client=clients.public(s, row),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import flash, redirect, request, url_for
@@ -14,8 +14,8 @@ from sqlmodel import Session
 from server.api.context import fleet
 from server.errors import BootfleetError, InvalidInput
 from server.lifecycle import STATES
-from server.models import ClientCreate, ClientUpdate
-from server.registry import clients, events, groups, installs, profiles
+from server.models import Client, ClientCreate, ClientUpdate
+from server.registry import bulk, clients, groups, installs, profiles
 from server.registry.database import session_scope
 from server.web import bp
 from server.web.auth import actor
@@ -136,13 +136,9 @@ def client_bulk() -> ResponseReturnValue:
             f"{BULK_ACTIONS[action]} for {which} client(s)?",
             url_for("web.client_bulk"),
         )
-    done, skipped = [], []
-    for mac in macs:
-        try:
-            apply(action, mac, profile)
-            done.append(mac)
-        except BootfleetError as exc:
-            skipped.append(f"{mac}: {exc.message}")
+    outcomes = bulk.each(fleet().engine, macs, change(action, profile))
+    done = [mac for mac, why in outcomes if why is None]
+    skipped = [f"{mac}: {why}" for mac, why in outcomes if why is not None]
     log.info("web UI: %s: %s on %d client(s), %d skipped", actor(), action, len(done), len(skipped))
     verb = {"reinstall": "Reinstall requested for", "cancel": "Cancelled", "assign": "Assigned"}
     suffix = f" profile {profile} to" if action == "assign" else ""
@@ -155,17 +151,15 @@ def client_bulk() -> ResponseReturnValue:
     return redirect(back, 303)
 
 
-def apply(action: str, mac: str, profile: str) -> None:
-    f = fleet()
-    with session_scope(f.engine, write=True) as s:
-        row = clients.get(s, mac)
-        if action == "reinstall":
-            installs.reinstall(s, row, f.policy, f.checks, actor())
-        elif action == "cancel":
-            installs.cancel(s, row, actor())
-        else:
-            clients.update(s, mac, ClientUpdate(profile=profile), f.checks)
-            events.record(s, row.mac, "updated", "profile", actor())
+def change(action: str, profile: str) -> Callable[[Session, Client], object]:
+    """What a bulk action does to one client, in the transaction bulk.each opens."""
+    f, who = fleet(), actor()
+    if action == "reinstall":
+        return lambda s, row: installs.reinstall(s, row, f.policy, f.checks, who)
+    if action == "cancel":
+        return lambda s, row: installs.cancel(s, row, who)
+    data = ClientUpdate(profile=profile)
+    return lambda s, row: clients.update(s, row.mac, data, f.checks, who)
 
 
 def confirm(message: str, action_url: str) -> ResponseReturnValue:
@@ -193,8 +187,7 @@ def client_new() -> ResponseReturnValue:
     try:
         data = build(ClientCreate, {"mac": request.form.get("mac", ""), **client_form_data()})
         with session_scope(fleet().engine, write=True) as s:
-            row = clients.create(s, data, fleet().checks)
-            events.record(s, row.mac, "registered", f"profile {data.profile or '-'}", actor())
+            clients.create(s, data, fleet().checks, actor())
     except BootfleetError as exc:
         error_field = exc.field if isinstance(exc, InvalidInput) else None
         return page(
@@ -221,7 +214,7 @@ def client_import() -> ResponseReturnValue:
         return page("import.html", 400, text="", error="The file is not UTF-8 text.")
     try:
         with session_scope(fleet().engine, write=True) as s:
-            count = clients.import_csv(s, text, fleet().checks)
+            count = clients.import_csv(s, text, fleet().checks, actor())
     except BootfleetError as exc:
         bad_row = bad_row_number(exc)
         rows = text.splitlines()
@@ -229,7 +222,7 @@ def client_import() -> ResponseReturnValue:
             "import.html",
             exc.status,
             text=text,
-            error=exc.message.replace("Value error, ", ""),  # pydantic's wording
+            error=exc.message,
             bad_row=bad_row,
             context=[(n, rows[n - 1]) for n in around(bad_row, len(rows))],
         )

@@ -8,6 +8,7 @@ from flask import Response, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
 from server.api.context import fleet
+from server.lifecycle import ACTIVE
 from server.registry import clients, events, installs
 from server.registry.database import session_scope
 from server.web import bp
@@ -26,6 +27,7 @@ def overview() -> dict[str, Any]:
     return {
         "counts": counts,
         "total": sum(counts.values()),
+        "running": sum(counts.get(state, 0) for state in ACTIVE),
         "active": active,
         "failures": failures,
     }

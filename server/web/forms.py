@@ -7,8 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from server.errors import InvalidInput
-from server.web.pages import readable
+from server.errors import InvalidInput, describe
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -18,7 +17,7 @@ def build(model: type[M], data: dict[str, Any]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise readable(exc) from None
+        raise describe(exc) from None
 
 
 def words(text: str | None) -> list[str]:

@@ -14,8 +14,8 @@ from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, NotFound
 
-from server.errors import BootfleetError, InvalidInput, Unauthorized, Unavailable
-from server.lifecycle import ACTIVE, STATES
+from server.errors import BootfleetError, Unauthorized, Unavailable, describe
+from server.lifecycle import ACTIVE, STATES, State
 from server.web import bp
 
 log = logging.getLogger(__name__)
@@ -25,13 +25,12 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-ACTIVE_STATES = frozenset(s.value for s in ACTIVE)
 
 
 def init_app(app: App) -> None:
     app.jinja_env.trim_blocks = True  # only the UI renders Flask templates; keep its HTML tidy
     app.jinja_env.lstrip_blocks = True
-    app.jinja_env.globals.update(STATES=STATES, ACTIVE_STATES=ACTIVE_STATES)
+    app.jinja_env.globals.update(STATES=STATES, ACTIVE_STATES=ACTIVE, State=State)
 
 
 def page(template: str, status: int = 200, /, **context: Any) -> tuple[str, int]:
@@ -109,7 +108,7 @@ def _bootfleet(exc: BootfleetError) -> ResponseReturnValue:
 
 @bp.errorhandler(ValidationError)
 def _validation(exc: ValidationError) -> Response:
-    return error_page(400, "Bad input", readable(exc).message)
+    return error_page(400, "Bad input", describe(exc).message)
 
 
 @bp.errorhandler(HTTPException)
@@ -132,15 +131,3 @@ TITLES = {
     413: "Too large",
     503: "Registry busy",
 }
-
-
-def readable(exc: ValidationError) -> InvalidInput:
-    """A pydantic error as InvalidInput naming the first bad field."""
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "input"
-    message = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "missing":
-        message = "required"
-    elif err["type"] == "extra_forbidden":
-        message = "unknown field"
-    return InvalidInput(field, message)

@@ -6,14 +6,17 @@ import pytest
 
 from server.errors import InvalidInput
 from server.fleet import Fleet
-from server.models import GroupCreate, ProfileUpdate
+from server.models import GroupCreate, Profile, ProfileUpdate
 from server.registry import assignments, clients, groups, installs, profiles
 from server.registry.database import session_scope
 
 
-def test_merge_order() -> None:
-    merged = assignments.merge({"a": 1, "b": 1, "c": 1}, [{"b": 2, "c": 2}, {"c": 3}], {"a": 4})
-    assert merged == {"a": 4, "b": 2, "c": 3}
+def test_layers_in_order_and_merged() -> None:
+    profile = Profile(name="p", kernel="k", variables={"a": 1, "b": 1, "c": 1})
+    layers = assignments.layered(profile, {"zz": {"c": 3}, "aa": {"b": 2, "c": 2}}, {"a": 4})
+    assert [source for source, _ in layers] == ["profile p", "group aa", "group zz", "client"]
+    assert assignments.merge(layers) == {"a": 4, "b": 2, "c": 3}
+    assert assignments.layered(None, {}, {"a": 4}) == [("client", {"a": 4})]
 
 
 def test_the_checked_snapshot_is_what_a_reinstall_keeps(fleet: Fleet, registered: str) -> None:
@@ -27,7 +30,7 @@ def test_the_checked_snapshot_is_what_a_reinstall_keeps(fleet: Fleet, registered
 
 def test_a_client_without_a_profile_has_nothing_to_check(fleet: Fleet) -> None:
     with session_scope(fleet.engine, write=True) as s:
-        clients.import_csv(s, "52:54:00:00:0e:01,,,\n", fleet.checks)
+        clients.import_csv(s, "52:54:00:00:0e:01,,,\n", fleet.checks, "test")
         assert assignments.check(s, clients.get(s, "52:54:00:00:0e:01"), fleet.checks) is None
 
 
@@ -36,11 +39,11 @@ def test_variables_by_client_in_batches(fleet: Fleet) -> None:
     with session_scope(fleet.engine, write=True) as s:
         for name in ("g0", "g1", "g2", "h"):
             groups.create(s, GroupCreate(name=name, variables={"from": name, name: 1}))
-        clients.import_csv(s, rows, fleet.checks)
+        clients.import_csv(s, rows, fleet.checks, "test")
         ids = [clients.get(s, f"52:54:00:00:00:{i:02x}").id or 0 for i in range(7)]
         batched = groups.variables_by_client(s, ids, batch=2)
         assert batched == {cid: groups.variables_for(s, cid) for cid in ids}
-        assert batched[ids[1]] == [{"from": "g1", "g1": 1}, {"from": "h", "h": 1}]
+        assert batched[ids[1]] == {"g1": {"from": "g1", "g1": 1}, "h": {"from": "h", "h": 1}}
 
 
 def test_profile_change_names_the_one_client_it_breaks(fleet: Fleet, registered: str) -> None:
@@ -50,7 +53,7 @@ def test_profile_change_names_the_one_client_it_breaks(fleet: Fleet, registered:
     )
     bad = "52:54:01:00:03:e7"  # the 1000th
     with session_scope(fleet.engine, write=True) as s:
-        clients.import_csv(s, rows, fleet.checks)
+        clients.import_csv(s, rows, fleet.checks, "test")
         clients.get(s, bad).variables = {"x": "a #b"}
     with session_scope(fleet.engine, write=True) as s:
         change = ProfileUpdate(cmdline="auto=true x={{ x }}", variables={"x": "1"})

@@ -1,5 +1,5 @@
 """Client sightings are written behind the boot answer: coalesced per client, retried while
-the database is busy, written at close. (The boot decisions themselves: test_boot_path.py.)"""
+the database is busy, written at close. (The boot decisions themselves: tests/test_booter.py.)"""
 
 from __future__ import annotations
 

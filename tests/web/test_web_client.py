@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from server.fleet import Fleet
-from server.registry import clients
+from server.registry import clients, events
 from server.registry.database import session_scope
 
 
@@ -171,6 +171,18 @@ def test_edit_a_client(ui: Any, registered: str, fleet: Fleet) -> None:
     with session_scope(fleet.engine) as s:
         c = clients.public(s, clients.get(s, registered))
     assert (c.hostname, c.profile, c.groups, c.variables) == ("pc01b", None, [], {"x": "1"})
+
+
+def test_edit_records_only_what_changed(ui: Any, registered: str, fleet: Fleet) -> None:
+    """The form sends every field; the event names the one the admin changed."""
+    r = ui.post(
+        f"/ui/clients/{registered}/edit",
+        {"hostname": "pc01", "profile": "debian12", "groups": "lab", "variables": 'x="1"\n'},
+    )
+    assert r.status_code == 303, r.text
+    with session_scope(fleet.engine) as s:
+        [latest] = events.list_events(s, registered, 1)
+    assert (latest.kind, latest.detail) == ("updated", "variables")
 
 
 def test_edit_with_bad_input_keeps_the_form(ui: Any, registered: str) -> None:
