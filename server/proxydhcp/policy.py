@@ -14,11 +14,11 @@ from typing import Literal
 
 from server.config import PROXY_DHCP_SCOPES as SCOPES
 from server.errors import InvalidInput
+from server.lifecycle import MAY_INSTALL
 from server.proxydhcp.packet import Packet
 
 Scope = Literal["all", "registered", "reinstall"]
 # States in which a reinstall is in flight: requested, or its boot config being served.
-IN_FLIGHT = frozenset({"pending", "booting"})
 
 # RFC 4578 section 2.1 (and the IANA registry) architecture types -> our names.
 ARCH_NAMES: dict[int, str] = {
@@ -113,6 +113,6 @@ class Policy:
         found = self.lookup(mac)
         if found is None:
             return "not registered"
-        if self.scope == "reinstall" and found[1] not in IN_FLIGHT:
+        if self.scope == "reinstall" and found[1] not in MAY_INSTALL:
             return f"no reinstall in flight ({found[1]})"
         return ""

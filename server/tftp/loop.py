@@ -41,6 +41,7 @@ _TOLD = {
     "file_changed": "file_changed",
     "shutdown": "shutdown",
     "too_long": "transfer took too long",
+    "too_many_resends": "too many retransmissions",
 }
 
 

@@ -172,6 +172,7 @@ def dnsmasq_conf(
     iface: str = BRIDGE,
     server_ip: str = SERVER_IP,
     ip6_prefix: str = "2001:db8::",
+    extra: Sequence[str] = (),
 ) -> str:
     """Render the dnsmasq configuration (DHCP only unless `tftp_root` is given)."""
     subnet = server_ip.rsplit(".", 1)[0]
@@ -229,6 +230,8 @@ def dnsmasq_conf(
     ]
     for mac, tag in per_mac.items():
         lines.append(f"dhcp-host={mac},set:{tag}")
+    # A test's own rules come last: dnsmasq takes the last dhcp-boot line whose tags match.
+    lines += extra
     if tftp_root is not None:
         lines += ["enable-tftp", f"tftp-root={tftp_root}"]
     return "\n".join(lines) + "\n"
@@ -245,6 +248,7 @@ class Lab:
         self.per_mac: dict[str, str] = {}
         self._taps = 0
         self._tftp_root: Path | None = None
+        self.extra_dhcp: list[str] = []  # a test's own dnsmasq lines (after the site policy)
 
     def start(self) -> Lab:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -266,7 +270,9 @@ class Lab:
             self._tftp_root = tftp_root
         stop_process(self.dnsmasq)
         conf = self.workdir / "dnsmasq.conf"
-        conf.write_text(dnsmasq_conf(self.workdir, self.per_mac, self._tftp_root))
+        conf.write_text(
+            dnsmasq_conf(self.workdir, self.per_mac, self._tftp_root, extra=self.extra_dhcp)
+        )
         dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         self.dnsmasq = self.netns.popen(
             [
@@ -290,6 +296,11 @@ class Lab:
         else:
             self.per_mac[mac] = tag
         self.dhcp()
+
+    def add_address(self, address: str) -> None:
+        """One more address on the lab bridge (a relay's, another server's); idempotent."""
+        if f"inet {address}/" not in self.netns.ip("-4", "addr", "show", "dev", BRIDGE):
+            self.netns.ip("addr", "add", f"{address}/{PREFIX}", "dev", BRIDGE)
 
     def add_tap(self) -> str:
         self._taps += 1

@@ -1,6 +1,7 @@
 """A userspace stand-in for tc netem, for kernels without sch_netem: a UDP relay between one
 TFTP client and the server that loses, duplicates, delays and so reorders packets, each
-way, from a seeded generator (a run is reproducible decision for decision)."""
+way, from a seeded generator (a run is reproducible decision for decision). `Impairer` is
+the bad link itself, shared with the lab's relay (tests/e2e/relay.py)."""
 
 from __future__ import annotations
 
@@ -13,45 +14,23 @@ import threading
 import time
 from collections import Counter
 
+Addr = tuple[str, int]
 
-class ImpairedRelay:
+
+class Impairer:
+    """Decides each datagram's fate (lost, duplicated, delayed or sent at once, so ahead of
+    the delayed ones) and holds the delayed ones until they are due."""
+
     def __init__(
-        self,
-        server: tuple[str, int],
-        *,
-        loss: float = 0.05,
-        duplicate: float = 0.10,
-        reorder: float = 0.25,
-        delay: float = 0.004,
-        seed: int = 2544,
+        self, *, loss: float, duplicate: float, reorder: float, delay: float, seed: int
     ) -> None:
-        self.listener = server
-        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.front.bind((server[0], 0))
-        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.back.bind((server[0], 0))
-        self.port = self.front.getsockname()[1]
         self.loss, self.duplicate, self.reorder, self.delay = loss, duplicate, reorder, delay
         self.rng = random.Random(seed)
         self.counts: Counter[str] = Counter()
-        self.client: tuple[str, int] | None = None
-        self.server: tuple[str, int] | None = None
-        self._queue: list[tuple[float, int, socket.socket, bytes, tuple[str, int]]] = []
+        self._queue: list[tuple[float, int, socket.socket, bytes, Addr]] = []
         self._seq = itertools.count()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="impaired-relay", daemon=True)
 
-    def __enter__(self) -> ImpairedRelay:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self.front.close()
-        self.back.close()
-
-    def _schedule(self, out: socket.socket, data: bytes, target: tuple[str, int]) -> None:
+    def schedule(self, out: socket.socket, data: bytes, target: Addr) -> None:
         now = time.monotonic()
         if self.rng.random() < self.loss:
             self.counts["lost"] += 1
@@ -68,16 +47,63 @@ class ImpairedRelay:
             heapq.heappush(self._queue, (at, next(self._seq), out, data, target))
         self.counts["passed"] += 1
 
+    def wait(self, limit: float = 0.05) -> float:
+        """Seconds a select() may sleep before the next datagram is due."""
+        if not self._queue:
+            return limit
+        return max(0.0, min(limit, self._queue[0][0] - time.monotonic()))
+
+    def flush(self) -> None:
+        """Send every datagram that is due."""
+        now = time.monotonic()
+        while self._queue and self._queue[0][0] <= now:
+            _at, _n, out, data, target = heapq.heappop(self._queue)
+            out.sendto(data, target)
+
+
+class ImpairedRelay:
+    def __init__(
+        self,
+        server: Addr,
+        *,
+        loss: float = 0.05,
+        duplicate: float = 0.10,
+        reorder: float = 0.25,
+        delay: float = 0.004,
+        seed: int = 2544,
+    ) -> None:
+        self.listener = server
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind((server[0], 0))
+        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.back.bind((server[0], 0))
+        self.port = self.front.getsockname()[1]
+        self.link = Impairer(
+            loss=loss, duplicate=duplicate, reorder=reorder, delay=delay, seed=seed
+        )
+        self.counts = self.link.counts
+        self.client: Addr | None = None
+        self.server: Addr | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="impaired-relay", daemon=True)
+
+    def __enter__(self) -> ImpairedRelay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.front.close()
+        self.back.close()
+
     def _run(self) -> None:
         sel = selectors.DefaultSelector()
         sel.register(self.front, selectors.EVENT_READ, True)
         sel.register(self.back, selectors.EVENT_READ, False)
         try:
             while not self._stop.is_set():
-                wait = 0.05
-                if self._queue:
-                    wait = max(0.0, min(wait, self._queue[0][0] - time.monotonic()))
-                for key, _ in sel.select(wait):
+                for key, _ in sel.select(self.link.wait()):
                     sock: socket.socket = key.fileobj  # type: ignore[assignment]
                     data, addr = sock.recvfrom(70000)
                     if key.data:  # from the client
@@ -85,14 +111,11 @@ class ImpairedRelay:
                         is_request = data[:2] in (b"\0\1", b"\0\2")
                         target = self.listener if is_request else self.server
                         if target is not None:
-                            self._schedule(self.back, data, target)
+                            self.link.schedule(self.back, data, target)
                     else:
                         self.server = addr
                         if self.client is not None:
-                            self._schedule(self.front, data, self.client)
-                now = time.monotonic()
-                while self._queue and self._queue[0][0] <= now:
-                    _at, _n, out, data, target = heapq.heappop(self._queue)
-                    out.sendto(data, target)
+                            self.link.schedule(self.front, data, self.client)
+                self.link.flush()
         finally:
             sel.close()

@@ -349,7 +349,7 @@ def test_a_peer_that_goes_silent_through_the_relay(root: Path) -> None:
                 peer.sendto(b"\0\1boot/loader.bin\0octet\0", ("127.0.0.1", relay.port))
                 data, _ = peer.recvfrom(70000)
                 assert data[:4] == b"\0\3\0\1"
-                relay.loss = 1.0  # the peer is gone
+                relay.link.loss = 1.0  # the peer is gone
                 until(lambda: service.stats.results["timeout"] == 1, bound=60)
             assert relay.counts["lost"] == service.retries  # exactly the bounded resends
         assert service.stats.active == 0
