@@ -19,7 +19,7 @@ from server.cli import main
 from server.config import Settings
 from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import PROFILE, mac
-from tests.reliability.served import BIN, Served, admin_token
+from tests.serve import BIN, Served, admin_token
 
 
 def bootfleet(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

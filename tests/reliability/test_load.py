@@ -16,7 +16,7 @@ from server.config import Settings
 from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import PROFILE, mac, token_in
 from tests.reliability.pg import free_port
-from tests.reliability.served import Served, admin_token
+from tests.serve import Served, admin_token
 from tests.reliability.tftpclient import fetch
 
 SECONDS = 60  # the issue asks for a bounded minute

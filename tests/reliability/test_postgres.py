@@ -16,7 +16,7 @@ from server.registry import admin_tokens
 from server.registry.database import session_scope
 from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import PROFILE, mac, token_in
-from tests.reliability.served import Served, admin_token
+from tests.serve import Served, admin_token
 
 
 def test_full_lifecycle(settings: Settings, db_url: str) -> None:

@@ -8,7 +8,7 @@ import time
 from server.config import Settings
 from tests.reliability.figures import FIGURES
 from tests.reliability.pg import free_port
-from tests.reliability.served import Served
+from tests.serve import Served
 from tests.reliability.test_load import free_udp_port
 
 SIZE = 24 << 20  # over the 16 MiB small-file cache: read from disk as it is sent
