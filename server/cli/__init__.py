@@ -163,7 +163,7 @@ def token_create(name: str, **kwargs: Any) -> None:
 @friendly
 def token_list(as_json: bool, **kwargs: Any) -> None:
     """List admin tokens (their first characters only)."""
-    from server.clitable import emit
+    from server.cli.table import emit
     from server.models import AdminTokenPublic
 
     fleet = open_fleet(kwargs)
@@ -204,7 +204,9 @@ def db_migrate(**kwargs: Any) -> None:
 
 
 def _register_subcommands() -> None:
-    from server import cli_backup, cli_images, cli_registry
+    from server.cli import backup as cli_backup
+    from server.cli import images as cli_images
+    from server.cli import registry as cli_registry
 
     for command in [*cli_registry.COMMANDS, cli_images.images, cli_images.templates]:
         main.add_command(command)

@@ -17,7 +17,7 @@ from server import images as imagestore
 from server.catalog import Catalog
 from server.errors import BootfleetError
 
-DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "pxe_templates"
+DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "pxe_templates"
 
 
 def _obj(ctx: click.Context) -> dict[str, Any]:
