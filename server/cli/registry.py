@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from server.cli import friendly, open_fleet, registry_options
+from server.cli.options import friendly, open_fleet, registry_options
 from server.cli.table import emit, emit_one
 from server.errors import InvalidInput
 from server.models import (
