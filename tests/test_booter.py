@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlmodel import select
 
-from server.api import create_app
+from server.app import create_app
 from server.config import DEFAULT_TEMPLATES_DIR, Settings
 from server.fleet import Fleet
 from server.models import ClientCreate, Discovered, Event, Install, ProfileCreate

@@ -185,7 +185,7 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(
 ) -> None:
     """Unauthenticated, with a 200 MB Content-Length: waitress would buffer the body (to a
     temporary file) before the app could say 413. It answers as soon as it has the head."""
-    from server.api import MAX_BODY
+    from server.app import MAX_BODY
 
     proc, port = served
     for length in (200 * 1000 * 1000, MAX_BODY + 1):

@@ -10,7 +10,7 @@ from flask import Response, flash, jsonify, redirect, render_template, request, 
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session
 
-from server.api.context import fleet
+from server.context import fleet
 from server.errors import BootfleetError, InvalidInput, NotFound
 from server.models import Client, ClientUpdate, Install, Profile
 from server.registry import clients, events, groups, installs, profiles

@@ -11,7 +11,7 @@ from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session
 
-from server.api.context import fleet
+from server.context import fleet
 from server.errors import BootfleetError, InvalidInput
 from server.lifecycle import STATES
 from server.models import ClientCreate, ClientUpdate

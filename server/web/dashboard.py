@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
-from server.api.context import fleet
+from server.context import fleet
 from server.registry import clients, events, installs
 from server.registry.database import session_scope
 from server.web import bp

@@ -13,7 +13,7 @@ from pathlib import Path
 from flask.typing import ResponseReturnValue
 
 from server import images
-from server.api.context import fleet
+from server.context import fleet
 from server.errors import BootfleetError
 from server.registry import profiles
 from server.registry.database import session_scope

@@ -7,7 +7,7 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
-from server.api.context import fleet
+from server.context import fleet
 from server.errors import BootfleetError, InvalidInput
 from server.models import ProfileCreate, ProfileUpdate
 from server.registry import clients, profiles

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from server.api import create_app
+from server.app import create_app
 from server.config import Settings
 from server.fleet import Fleet
 from server.ratelimit import RateLimiter

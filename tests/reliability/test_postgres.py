@@ -8,7 +8,7 @@ from pathlib import Path
 
 import requests
 
-from server.api import create_app
+from server.app import create_app
 from server.config import Settings
 from server.fleet import Fleet
 from server.reaper import reap
