@@ -1,4 +1,7 @@
-"""The Flask application factory: one blueprint per resource, one JSON error handler."""
+"""The Flask application factory: the HTTP side of `bootfleet serve` in one place. It
+registers the API's blueprints (server/api/, one per resource) and the admin web UI
+(server/web/); neither package imports the other, and both reach the registry through
+server.context."""
 
 from __future__ import annotations
 
@@ -30,11 +33,8 @@ def create_app(
         app.config.update(test_config)
     fleet = fleet or Fleet.open(settings or Settings.load())
     app.extensions["bootfleet"] = fleet
-    app.config["BOOTFLEET_CATALOG"] = fleet.catalog
-    app.config["BOOTFLEET_IMAGES_DIR"] = fleet.settings.images
     errors.init_app(app)
     limiter = RateLimiter(fleet.settings.rate_limit, fleet.settings.rate_burst)
-    app.extensions["bootfleet_ratelimit"] = limiter
 
     @app.before_request
     def _rate_limit() -> None:
