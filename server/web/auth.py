@@ -19,7 +19,7 @@ from server.context import fleet
 from server.registry import admin_tokens
 from server.registry.database import session_scope
 from server.tokens import token_hash
-from server.web import bp
+from server.web.blueprint import bp
 from server.web.pages import error_page, local_path, page
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from server.errors import BootfleetError, InvalidInput, NotFound
 from server.models import Client, ClientUpdate, Install, Profile
 from server.registry import clients, events, groups, installs, profiles
 from server.registry.database import session_scope
-from server.web import bp
 from server.web.auth import actor
+from server.web.blueprint import bp
 from server.web.clients import choices, client_form_data, confirm
 from server.web.forms import build, format_vars
 from server.web.pages import page

@@ -17,8 +17,8 @@ from server.lifecycle import STATES
 from server.models import ClientCreate, ClientUpdate
 from server.registry import clients, events, groups, installs, profiles
 from server.registry.database import session_scope
-from server.web import bp
 from server.web.auth import actor
+from server.web.blueprint import bp
 from server.web.forms import build, parse_vars, words
 from server.web.pages import local_path, page
 

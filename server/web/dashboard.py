@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from server.context import fleet
 from server.registry import clients, events, installs
 from server.registry.database import session_scope
-from server.web import bp
+from server.web.blueprint import bp
 from server.web.pages import page
 
 ACTIVE_LIMIT = 50

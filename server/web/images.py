@@ -17,7 +17,7 @@ from server.context import fleet
 from server.errors import BootfleetError
 from server.registry import profiles
 from server.registry.database import session_scope
-from server.web import bp
+from server.web.blueprint import bp
 from server.web.pages import page
 
 MAX_FILES = 2000

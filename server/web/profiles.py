@@ -12,7 +12,7 @@ from server.errors import BootfleetError, InvalidInput
 from server.models import ProfileCreate, ProfileUpdate
 from server.registry import clients, profiles
 from server.registry.database import session_scope
-from server.web import bp
+from server.web.blueprint import bp
 from server.web.clients import confirm
 from server.web.forms import build, format_vars, lines, parse_vars
 from server.web.images import image_files
