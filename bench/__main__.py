@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             r["window"] = suite.window(w_servers, (1, 4, 16, 64), repeat, sums)
         if not args.no_profile and profile.py_spy() is not None:
             print(f"[{time.strftime('%H:%M:%S')}] profiles (extra runs, not timed) ...")
-            r["profiles"] = profiles(http_ours, ours if with_tftp else None, work, sums, clients)
+            r["profiles"] = profiles(http_ours, ours if with_tftp else None, work, sums)
         if step("download"):
             r["download"] = suite.big_download(http_ours)
             r["big"] = suite.BIG
@@ -200,7 +200,7 @@ def config_section(
 
 
 def profiles(
-    http: peers.Server, tftp: peers.Server | None, work: Path, sums: dict[str, str], clients: int
+    http: peers.Server, tftp: peers.Server | None, work: Path, sums: dict[str, str]
 ) -> dict[str, list[tuple[str, float, float]]]:
     """Where Bootfleet's time goes in the storm and under /ipxe load (py-spy, busy samples)."""
     out = {}

@@ -13,7 +13,6 @@ from collections.abc import Hashable, Mapping
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from server import cmdline
 from server.bootspec import BootSpec, ImageRef
@@ -107,7 +106,7 @@ class Booter:
             if install is None or not may_install:
                 return BootSpec.local(mac, f"client is {client.state}: local boot")
             try:
-                spec = self.installer_spec(session, client, install)
+                spec = self.installer_spec(client, install)
             except InvalidInput as exc:
                 # Checked when the install was requested (Checks); an install requested
                 # before those checks, or a context that changed since (the arch a firmware
@@ -150,7 +149,7 @@ class Booter:
         )
         return context
 
-    def installer_spec(self, session: Session, client: Client, install: Install) -> BootSpec:
+    def installer_spec(self, client: Client, install: Install) -> BootSpec:
         snap = install.profile_snapshot
         reason = f"install {install.id} of profile {snap.get('profile')}"
         return self._installer_spec(client, snap, self.install_url(install), reason)

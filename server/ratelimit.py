@@ -39,7 +39,6 @@ class RateLimiter:
         self.clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
-        self.refused = 0
 
     @property
     def enabled(self) -> bool:
@@ -58,7 +57,6 @@ class RateLimiter:
                 tokens -= 1.0
             else:
                 wait = (1.0 - tokens) / self.rate
-                self.refused += 1
             self._buckets[source] = (tokens, now)  # most recently used last
             while len(self._buckets) > self.max_sources:
                 self._buckets.popitem(last=False)  # forget the longest-idle source

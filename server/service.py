@@ -13,7 +13,7 @@ import waitress
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
-from server.api import MAX_BODY, create_app
+from server.app import MAX_BODY, create_app
 from server.backup import serving_lock
 from server.config import Settings
 from server.errors import BootfleetError, StartupError

@@ -16,7 +16,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlmodel import col, select
 
-from server.api import create_app
+from server.app import create_app
 from server.config import DEFAULT_TEMPLATES_DIR, Settings
 from server.fleet import Fleet
 from server.lifecycle import State

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from flask.testing import FlaskClient
 
-from server.api import create_app
+from server.app import create_app
 from server.cli import main
 from server.config import Settings
 from server.fleet import Fleet

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from server.catalog import Catalog
-from server.cli_images import images, templates
+from server.cli.images import images, templates
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "pxe_templates"
 

@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,86 +15,39 @@ from pathlib import Path
 
 import pytest
 
-BIN = Path(sys.executable).with_name("bootfleet")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            str(BIN),
-            "serve",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--images-dir",
-            str(tmp_path / "img"),
-            "--bind",
-            "127.0.0.1",
-            "--http-port",
-            str(port),
-            "--no-tftp",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    return proc, port
-
-
-def wait_http(port: int, proc: subprocess.Popen[str]) -> None:
-    for _ in range(200):
-        if proc.poll() is not None:
-            raise AssertionError(proc.stdout.read() if proc.stdout else "exited")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                assert r.read() == b"ok\n"
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("serve did not answer")
+from tests.serve import Served
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    proc, port = start(tmp_path)
+def served(tmp_path: Path) -> Iterator[Served]:
+    server = Served(tmp_path / "data", tmp_path / "img").start()
     try:
-        wait_http(port, proc)
-        yield proc, port
+        yield server
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stdout:
-            proc.stdout.close()
+        server.stop()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_serves_then_stops_cleanly(
-    served: tuple[subprocess.Popen[str], int], sig: signal.Signals
-) -> None:
-    proc, port = served
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/boot.ipxe", timeout=5) as r:
+def test_serves_then_stops_cleanly(served: Served, sig: signal.Signals) -> None:
+    with urllib.request.urlopen(f"{served.url}/boot.ipxe", timeout=5) as r:
         assert r.read().startswith(b"#!ipxe")
-    os.kill(proc.pid, sig)
-    assert proc.wait(timeout=15) == 0
-    out = proc.stdout.read() if proc.stdout else ""
+    assert served.stop(sig) == 0
+    out, port = served.output(), served.port
     assert f"HTTP  port {port}: admin API http://127.0.0.1:{port}/api/v1/" in out
     assert "advertised to clients as http://127.0.0.1:" in out
     assert "bootfleet token create --data-dir" in out
     assert "stopped" in out
 
 
+def stops_by_itself(tmp_path: Path, *extra: str, port: int = 0) -> tuple[int, str]:
+    """Start a server that must refuse to run: its exit status and output."""
+    server = Served(tmp_path / "data", tmp_path / "img", *extra, port=port).start(wait=False)
+    return server.wait_exit(), server.output()
+
+
 def test_missing_interface_stops_with_a_clear_message(tmp_path: Path) -> None:
-    proc, _ = start(tmp_path, "--bind", "0.0.0.0", "--interface", "nosuch0")
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 1
+    status, out = stops_by_itself(tmp_path, "--bind", "0.0.0.0", "--interface", "nosuch0")
+    assert status == 1
     assert "no network interface named 'nosuch0'" in out and "Traceback" not in out
 
 
@@ -108,9 +60,8 @@ def test_interface_without_ipv4_stops_with_a_clear_message(tmp_path: Path) -> No
     if made.returncode != 0:
         pytest.skip(f"cannot create a veth pair (needs root): {made.stderr.decode().strip()}")
     try:
-        proc, _ = start(tmp_path, "--bind", "0.0.0.0", "--interface", name)
-        out, _ = proc.communicate(timeout=30)
-        assert proc.returncode == 1 and f"interface '{name}' has no IPv4 address" in out
+        status, out = stops_by_itself(tmp_path, "--bind", "0.0.0.0", "--interface", name)
+        assert status == 1 and f"interface '{name}' has no IPv4 address" in out
     finally:
         subprocess.run(["ip", "link", "del", name], check=False)
 
@@ -120,25 +71,10 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = subprocess.run(
-            [
-                str(BIN),
-                "serve",
-                "--data-dir",
-                str(tmp_path / "d"),
-                "--bind",
-                "127.0.0.1",
-                "--http-port",
-                str(port),
-                "--no-tftp",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    assert proc.returncode == 1
-    assert "Traceback" not in proc.stderr + proc.stdout
-    assert str(port) in proc.stderr + proc.stdout
+        status, out = stops_by_itself(tmp_path, port=port)
+    assert status == 1
+    assert "Traceback" not in out
+    assert str(port) in out
 
 
 def test_waitress_queueing_is_not_logged_per_request(caplog: pytest.LogCaptureFixture) -> None:
@@ -180,14 +116,12 @@ def post_head(length: int) -> bytes:
     ).encode()
 
 
-def test_a_body_over_the_limit_is_refused_before_it_is_read(
-    served: tuple[subprocess.Popen[str], int],
-) -> None:
+def test_a_body_over_the_limit_is_refused_before_it_is_read(served: Served) -> None:
     """Unauthenticated, with a 200 MB Content-Length: waitress would buffer the body (to a
     temporary file) before the app could say 413. It answers as soon as it has the head."""
-    from server.api import MAX_BODY
+    from server.app import MAX_BODY
 
-    proc, port = served
+    port = served.port
     for length in (200 * 1000 * 1000, MAX_BODY + 1):
         began = time.monotonic()
         answer = raw_exchange(port, post_head(length))
@@ -205,4 +139,4 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(
     assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
         assert r.read() == b"ok\n"
-    assert proc.poll() is None
+    assert served.proc is not None and served.proc.poll() is None

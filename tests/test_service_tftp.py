@@ -18,27 +18,21 @@ import pytest
 from server.config import Settings
 from server.fleet import Fleet
 from server.service import start_tftp
-from tests.test_service import BIN, free_port, wait_http
+from tests.serve import Served, admin_token, free_port
 
 MAC = "52:54:00:aa:00:01"
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
-class Served:
-    http: int
-    tftp: int
+class Booting:
+    """A served `bootfleet serve` with TFTP on, and an admin token."""
+
+    server: Served
     token: str
-    data: Path
 
     def api(self, method: str, path: str, body: object | None = None) -> dict:
         req = urllib.request.Request(
-            f"http://127.0.0.1:{self.http}/api/v1{path}",
+            f"{self.server.url}/api/v1{path}",
             method=method,
             data=None if body is None else json.dumps(body).encode(),
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
@@ -50,7 +44,7 @@ class Served:
         curl = shutil.which("curl")
         assert curl
         out = subprocess.run(
-            [curl, "-sS", "--max-time", "20", f"tftp://127.0.0.1:{self.tftp}/{name}"],
+            [curl, "-sS", "--max-time", "20", f"tftp://127.0.0.1:{self.server.tftp_port}/{name}"],
             capture_output=True,
             timeout=30,
         )
@@ -59,61 +53,25 @@ class Served:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def served(tmp_path: Path) -> Iterator[Booting]:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     images = tmp_path / "img"
     (images / "deb").mkdir(parents=True)
     (images / "deb" / "linux").write_bytes(b"K" * 3000)
     (images / "undionly.kpxe").write_bytes(bytes(range(256)) * 300)
-    http, tftp = free_port(), free_udp_port()
     data = tmp_path / "data"
-    token = subprocess.run(
-        [str(BIN), "token", "create", "--data-dir", str(data)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    proc = subprocess.Popen(
-        [
-            str(BIN),
-            "serve",
-            "--data-dir",
-            str(data),
-            "--images-dir",
-            str(images),
-            "--bind",
-            "127.0.0.1",
-            "--http-port",
-            str(http),
-            "--tftp-port",
-            str(tftp),
-            "--grace-seconds",
-            "2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_http(http, proc)
-        yield Served(http, tftp, token, data)
-    finally:
-        proc.terminate()
-        try:
-            assert proc.wait(timeout=15) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            if proc.stdout:
-                proc.stdout.close()
+    token = admin_token(data)
+    tftp = free_port(socket.SOCK_DGRAM)
+    with Served(data, images, "--grace-seconds", "2", tftp_port=tftp) as server:
+        yield Booting(server, token)
 
 
-def test_static_boot_loader_over_tftp(served: Served, tmp_path: Path) -> None:
+def test_static_boot_loader_over_tftp(served: Booting, tmp_path: Path) -> None:
     assert served.tftp_get("undionly.kpxe") == (tmp_path / "img" / "undionly.kpxe").read_bytes()
 
 
-def test_one_shot_over_tftp_with_grace_window(served: Served) -> None:
+def test_one_shot_over_tftp_with_grace_window(served: Booting) -> None:
     served.api("POST", "/profiles", {"name": "deb", "kernel": "deb/linux", "cmdline": "auto=true"})
     served.api("POST", "/clients", {"mac": MAC, "profile": "deb"})
     name = "pxelinux.cfg/01-" + MAC.replace(":", "-")
@@ -136,15 +94,15 @@ def test_one_shot_over_tftp_with_grace_window(served: Served) -> None:
     assert served.api("GET", f"/clients/{MAC}")["state"] == "booting"  # still waiting for callbacks
 
 
-def test_unknown_mac_over_tftp_boots_local_and_is_seen(served: Served) -> None:
+def test_unknown_mac_over_tftp_boots_local_and_is_seen(served: Booting) -> None:
     assert b"LOCALBOOT 0" in served.tftp_get("pxelinux.cfg/01-52-54-00-aa-00-99")
     seen = served.api("GET", "/discovered")["items"]
     assert [d["mac"] for d in seen] == ["52:54:00:aa:00:99"]
 
 
-def test_tftp_counters_in_metrics(served: Served) -> None:
+def test_tftp_counters_in_metrics(served: Booting) -> None:
     served.tftp_get("undionly.kpxe")
-    with urllib.request.urlopen(f"http://127.0.0.1:{served.http}/metrics", timeout=10) as r:
+    with urllib.request.urlopen(f"{served.server.url}/metrics", timeout=10) as r:
         text = r.read().decode()
     assert "bootfleet_clients" in text and "tftp" in text
 

@@ -13,7 +13,7 @@ import pytest
 
 from server.errors import StartupError
 from server.tokens import TOKEN_BYTES, load_site_key
-from tests.test_service import start
+from tests.serve import Served
 
 WHOLE = bytes(range(TOKEN_BYTES)).hex()
 
@@ -113,14 +113,9 @@ def test_a_starter_never_reads_a_key_still_being_written(tmp_path: Path) -> None
 def test_serve_with_an_empty_key_stops_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "site.key").write_text("")
-    proc, _ = start(tmp_path)
-    try:
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:  # it served with the empty key
-            proc.kill()
-            proc.communicate(timeout=10)
-    assert proc.returncode == 1, out
+    server = Served(tmp_path / "data", tmp_path / "img").start(wait=False)
+    status, out = server.wait_exit(), server.output()
+    assert status == 1, out
     assert "Traceback" not in out
     lines = [line for line in out.splitlines() if str(tmp_path / "data" / "site.key") in line]
     assert len(lines) == 1 and "empty" in lines[0], out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from server.api.context import fleet
+from server.context import fleet
 from server.errors import Unauthorized
 from server.registry import admin_tokens
 from server.registry.database import session_scope

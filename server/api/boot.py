@@ -10,9 +10,9 @@ from flask import Blueprint, Response, request
 from sqlalchemy import func
 from sqlmodel import select
 
-from server.api.context import fleet, peer
 from server.api.docs import doc
 from server.bootspec import BootSpec
+from server.context import fleet, peer
 from server.errors import BootfleetError, InvalidInput
 from server.imagefiles import send_image
 from server.models import Client

@@ -8,7 +8,6 @@ from flask import Response, request
 
 from server.api.auth import admin_blueprint
 from server.api.body import parse, query_int
-from server.api.context import fleet, out, peer
 from server.api.docs import doc
 from server.api.schemas import (
     Accepted,
@@ -20,6 +19,7 @@ from server.api.schemas import (
     InstallDetail,
     InstallList,
 )
+from server.context import fleet, out, peer
 from server.errors import InvalidInput
 from server.lifecycle import STATES
 from server.models import ClientCreate, ClientPublic, ClientUpdate, EventPublic

@@ -6,9 +6,9 @@ from flask import Response
 
 from server.api.auth import admin_blueprint
 from server.api.body import parse
-from server.api.context import fleet, out, peer
 from server.api.docs import doc
 from server.api.schemas import GroupList, GroupReinstall, Skipped
+from server.context import fleet, out, peer
 from server.models import GroupCreate, GroupPublic, GroupUpdate
 from server.registry import bulk, groups, installs
 from server.registry.database import session_scope

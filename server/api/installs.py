@@ -9,8 +9,8 @@ import jinja2
 from flask import Blueprint, Response
 
 from server.api.body import parse
-from server.api.context import fleet, out, peer
 from server.api.docs import doc
+from server.context import fleet, out, peer
 from server.errors import Conflict, NotFound
 from server.models import DoneReport, FailureReport, InstallPublic, ProgressReport
 from server.registry import clients, installs

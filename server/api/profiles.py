@@ -6,9 +6,9 @@ from flask import Response
 
 from server.api.auth import admin_blueprint
 from server.api.body import parse
-from server.api.context import fleet, out
 from server.api.docs import doc
 from server.api.schemas import ProfileList
+from server.context import fleet, out
 from server.models import ProfileCreate, ProfilePublic, ProfileUpdate
 from server.registry import profiles
 from server.registry.database import session_scope

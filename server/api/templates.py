@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Response
 
 from server.api.auth import admin_blueprint
-from server.api.context import fleet, out
 from server.api.docs import doc
 from server.api.schemas import TemplateList
+from server.context import fleet, out
 
 bp = admin_blueprint("templates", __name__)
 

@@ -220,7 +220,7 @@ class Transfer:
                     for b in range(block, block + n):
                         parts += (header(b), src.read((b - 1) * bs, bs))
                     buf = b"".join(parts)
-                    if self._send_gso(buf, n):
+                    if self._send_gso(buf):
                         self.sent_bytes += len(buf) - 4 * n
                         block += n
                     continue  # sent, or GSO is off now and the loop sends one by one
@@ -240,9 +240,10 @@ class Transfer:
         self.deadline = min(now + self.rto, self.expires)
         return None
 
-    def _send_gso(self, buf: bytes, n: int) -> bool:
-        """Send `n` DATA packets laid end to end in one GSO send; False (and GSO off for this
-        transfer) if the route refuses it: a segment over the MTU, no checksum offload."""
+    def _send_gso(self, buf: bytes) -> bool:
+        """Send the DATA packets laid end to end in `buf` in one GSO send; False (and GSO off
+        for this transfer) if the route refuses it: a segment over the MTU, no checksum
+        offload."""
         seg = self.blksize + 4
         try:
             self.sock.sendmsg(

@@ -1,9 +1,10 @@
 """The admin web UI under /ui/: server-rendered pages over the registry, a little JavaScript
 for live progress, and nothing fetched from the internet (boot LANs are often offline).
 
-One blueprint; each page family is its own module (auth, dashboard, clients, profiles,
-images). Registering the blueprint also derives the session key from the site key, so
-sessions survive restarts and work across servers that share the key.
+One blueprint (blueprint.py); each page family is its own module (auth, dashboard,
+clients, profiles, images), imported here so their routes are on the blueprint.
+Registering it also derives the session key from the site key, so sessions survive
+restarts and work across servers that share the key.
 """
 
 from __future__ import annotations
@@ -12,20 +13,14 @@ import hashlib
 import hmac
 from datetime import timedelta
 
-from flask import Blueprint, Flask, Request, redirect, url_for
+from flask import Flask, Request, redirect, url_for
 from flask.blueprints import BlueprintSetupState
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 
 from server.fleet import Fleet
-
-bp = Blueprint(
-    "web",
-    __name__,
-    url_prefix="/ui",
-    template_folder="templates",
-    static_folder="static",
-)
+from server.web import auth, client, clients, dashboard, images, pages, profiles
+from server.web.blueprint import bp
 
 SESSION_LIFETIME = timedelta(hours=12)  # idle time after which a browser must sign in again
 
@@ -68,8 +63,5 @@ def _configure(state: BlueprintSetupState) -> None:
 def _root() -> ResponseReturnValue:
     return redirect(url_for("web.dashboard"))
 
-
-# The view modules register their routes on `bp`; imported last because they import it.
-from server.web import auth, client, clients, dashboard, images, pages, profiles  # noqa: E402
 
 __all__ = ["auth", "bp", "client", "clients", "dashboard", "images", "pages", "profiles"]

@@ -15,11 +15,11 @@ import secrets
 from flask import g, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from server.api.context import fleet
+from server.context import fleet
 from server.registry import admin_tokens
 from server.registry.database import session_scope
 from server.tokens import token_hash
-from server.web import bp
+from server.web.blueprint import bp
 from server.web.pages import error_page, local_path, page
 
 log = logging.getLogger(__name__)

@@ -10,13 +10,13 @@ from flask import Response, flash, jsonify, redirect, render_template, request, 
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session
 
-from server.api.context import fleet
+from server.context import fleet
 from server.errors import BootfleetError, InvalidInput
 from server.models import Client, ClientUpdate, Profile
 from server.registry import assignments, clients, events, installs, profiles
 from server.registry.database import session_scope
-from server.web import bp
 from server.web.auth import actor
+from server.web.blueprint import bp
 from server.web.clients import choices, client_form_data, confirm
 from server.web.forms import build, format_vars
 from server.web.pages import page

@@ -11,14 +11,14 @@ from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlmodel import Session
 
-from server.api.context import fleet
+from server.context import fleet
 from server.errors import BootfleetError, InvalidInput
 from server.lifecycle import STATES
 from server.models import Client, ClientCreate, ClientUpdate
 from server.registry import bulk, clients, groups, installs, profiles
 from server.registry.database import session_scope
-from server.web import bp
 from server.web.auth import actor
+from server.web.blueprint import bp
 from server.web.forms import build, parse_vars, words
 from server.web.pages import local_path, page
 

@@ -7,11 +7,11 @@ from typing import Any
 from flask import Response, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
-from server.api.context import fleet
+from server.context import fleet
 from server.lifecycle import ACTIVE
 from server.registry import clients, events, installs
 from server.registry.database import session_scope
-from server.web import bp
+from server.web.blueprint import bp
 from server.web.pages import page
 
 ACTIVE_LIMIT = 50

@@ -13,11 +13,11 @@ from pathlib import Path
 from flask.typing import ResponseReturnValue
 
 from server import images
-from server.api.context import fleet
+from server.context import fleet
 from server.errors import BootfleetError
 from server.registry import profiles
 from server.registry.database import session_scope
-from server.web import bp
+from server.web.blueprint import bp
 from server.web.pages import page
 
 MAX_FILES = 2000

@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from server.errors import BootfleetError, Unauthorized, Unavailable, describe
 from server.lifecycle import ACTIVE, STATES, State
-from server.web import bp
+from server.web.blueprint import bp
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
-from server.api.context import fleet
+from server.context import fleet
 from server.errors import BootfleetError, InvalidInput
 from server.models import ProfileCreate, ProfileUpdate
 from server.registry import clients, profiles
 from server.registry.database import session_scope
-from server.web import bp
+from server.web.blueprint import bp
 from server.web.clients import confirm
 from server.web.forms import build, format_vars, lines, parse_vars
 from server.web.images import image_files

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 from unittest import mock
 
-from server.api import create_app
+from server.app import create_app
 from server.config import Settings
 from server.fleet import Fleet
 from server.registry import admin_tokens

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ..serve import bootfleet_cli, serve_command
 from .installer.build import Installer
 from .lab import HTTP_PORT, SERVER_IP, NsHttp
 
@@ -26,11 +26,6 @@ IMAGE = "e2e-installer"
 # the real installers here report within seconds of every step.
 BOOT_TIMEOUT = 90
 PROGRESS_TIMEOUT = 25
-
-
-def bootfleet_cli() -> list[str]:
-    exe = Path(sys.executable).with_name("bootfleet")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "server.cli"]
 
 
 class Network(Protocol):
@@ -118,23 +113,13 @@ class Bootfleet:
         self.launch()
 
     def launch(self) -> None:
-        cmd = [
-            *bootfleet_cli(),
-            "serve",
-            "--data-dir",
-            str(self.data_dir),
-            "--images-dir",
-            str(self.images_dir),
+        cmd = serve_command(
+            self.data_dir,
+            self.images_dir,
             "--templates-dir",
             str(self.templates_dir),
-            "--bind",
-            self.address,
             "--advertise",
             self.address,
-            "--http-port",
-            str(HTTP_PORT),
-            "--tftp-port",
-            "69",
             "--boot-timeout",
             str(self.boot_timeout),
             "--progress-timeout",
@@ -144,7 +129,10 @@ class Bootfleet:
             "--log-level",
             "info",
             *self.serve_args,
-        ]
+            bind=self.address,
+            http_port=HTTP_PORT,
+            tftp_port=69,
+        )
         self.proc = self.lab.popen(cmd, self.log)
         self.api = self.lab.http(host=self.address)
         try:

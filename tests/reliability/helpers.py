@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from flask.testing import FlaskClient
 
-from server.api import create_app
+from server.app import create_app
 from server.config import Settings
 from server.fleet import Fleet
 from server.registry import admin_tokens

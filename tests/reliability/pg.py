@@ -9,10 +9,11 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from tests.serve import free_port
 
 USER = "bootfleet-pgtest"
 
@@ -26,12 +27,6 @@ def find_bindir() -> Path | None:
             with contextlib.suppress(ValueError):
                 found.append((int(bindir.parent.name), bindir))
     return max(found)[1] if found else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_user() -> tuple[int, int]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from server.api import create_app
+from server.app import create_app
 from server.config import Settings
 from server.fleet import Fleet
 from server.models import Client, Event, Install

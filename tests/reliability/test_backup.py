@@ -19,7 +19,7 @@ from server.cli import main
 from server.config import Settings
 from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import PROFILE, mac
-from tests.reliability.served import BIN, Served, admin_token
+from tests.serve import BIN, Served, admin_token
 
 
 def bootfleet(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -122,26 +122,9 @@ def test_restore_after_a_crash_is_allowed_and_serve_waits_for_a_restore(
     assert (data / backup.LOCK_NAME).exists()
     bootfleet("db", "restore", "--data-dir", str(data), str(dest))
     with backup.exclusive(data):  # a restore in progress
-        result = subprocess.run(
-            [
-                str(BIN),
-                "serve",
-                "--data-dir",
-                str(data),
-                "--images-dir",
-                str(images),
-                "--bind",
-                "127.0.0.1",
-                "--http-port",
-                "0",
-                "--no-tftp",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert result.returncode != 0 and "restore is in progress" in result.stderr
+        refused = Served(data, images).start(wait=False)
+        status = refused.wait_exit()
+    assert status != 0 and "restore is in progress" in refused.output()
 
 
 def test_restore_refuses_a_file_that_is_not_a_registry(settings: Settings, tmp_path: Path) -> None:

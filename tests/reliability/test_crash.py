@@ -15,7 +15,7 @@ import requests
 from server.config import Settings
 from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import PROFILE, mac, token_in
-from tests.reliability.served import Served, admin_token
+from tests.serve import Served, admin_token
 
 CRASHES = 3
 ACKS_BEFORE_KILL = (15, 30, 45)  # varied, so the kill lands at different points

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from flask.testing import FlaskClient
 
-from server.api import create_app
+from server.app import create_app
 from server.config import Settings
 from server.errors import Unavailable
 from server.fleet import Fleet

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import requests
+from flask.testing import FlaskClient
 
-from server.api import create_app
+from server.app import create_app
 from server.config import Settings
 from server.fleet import Fleet
 from server.reaper import reap
 from server.registry import admin_tokens
-from server.registry.database import session_scope
+from server.registry.database import SCHEMA_VERSION, current_version, migrate, session_scope
 from tests.reliability.figures import FIGURES
-from tests.reliability.helpers import PROFILE, mac, token_in
-from tests.reliability.served import Served, admin_token
+from tests.reliability.helpers import PROFILE, admin_app, mac, token_in
+from tests.serve import Served, admin_token
 
 
 def test_full_lifecycle(settings: Settings, db_url: str) -> None:
@@ -54,9 +54,34 @@ def test_full_lifecycle(settings: Settings, db_url: str) -> None:
         fleet.close()
 
 
-def test_migrate_is_idempotent(settings: Settings, db_url: str, tmp_path: Path) -> None:
-    for _ in range(2):
-        fleet = Fleet.open(settings.replace(database_url=db_url))
+def test_migrate_is_idempotent(settings: Settings, db_url: str) -> None:
+    """Opening a used registry again migrates it again: the schema stays at the current
+    version and every row (token, profile, group, client, install, events) as it was."""
+    settings = settings.replace(database_url=db_url)
+    m = mac(2)
+
+    def read_all(http: FlaskClient, auth: dict[str, str]) -> list[object]:
+        paths = ["/profiles", "/groups", f"/clients/{m}", f"/clients/{m}/events"]
+        answers = [http.get(f"/api/v1{path}", headers=auth) for path in paths]
+        assert [r.status_code for r in answers] == [200] * len(paths), answers[0].text
+        return [r.json for r in answers]
+
+    with admin_app(settings) as (http, auth):
+        assert http.post("/api/v1/profiles", json=PROFILE, headers=auth).status_code == 201
+        body = {"mac": m, "profile": "debian12", "groups": ["lab"], "variables": {"x": 1}}
+        assert http.post("/api/v1/clients", json=body, headers=auth).status_code == 201
+        assert http.post(f"/api/v1/clients/{m}/reinstall", headers=auth).status_code == 200
+        assert http.get(f"/ipxe?mac={m}").status_code == 200  # an install under way
+        before = read_all(http, auth)
+    assert before[2]["state"] == "booting" and before[3]["items"]  # type: ignore[index]
+    fleet = Fleet.open(settings)  # migrates (again) as it opens
+    try:
+        assert current_version(fleet.engine) == SCHEMA_VERSION
+        assert migrate(fleet.engine) == SCHEMA_VERSION
+        assert current_version(fleet.engine) == SCHEMA_VERSION
+        http = create_app(fleet=fleet, test_config={"TESTING": True}).test_client()
+        assert read_all(http, auth) == before
+    finally:
         fleet.close()
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import col, select
 
-from server.api import create_app
+from server.app import create_app
 from server.config import Settings
 from server.fleet import Fleet
 from server.models import Discovered, Event, utcnow

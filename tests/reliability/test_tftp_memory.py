@@ -7,9 +7,7 @@ import time
 
 from server.config import Settings
 from tests.reliability.figures import FIGURES
-from tests.reliability.pg import free_port
-from tests.reliability.served import Served
-from tests.reliability.test_load import free_udp_port
+from tests.serve import Served, free_port
 
 SIZE = 24 << 20  # over the 16 MiB small-file cache: read from disk as it is sent
 READERS = 24
@@ -38,7 +36,7 @@ def hold_netascii_read(port: int, name: str) -> socket.socket:
 def test_concurrent_netascii_reads_hold_bounded_memory(settings: Settings) -> None:
     data, images = settings.data_dir, settings.images
     (images / "big.cfg").write_bytes(text(SIZE))
-    server = Served(data, images, port=free_port(), tftp_port=free_udp_port()).start()
+    server = Served(data, images, tftp_port=free_port(socket.SOCK_DGRAM)).start()
     socks: list[socket.socket] = []
     try:
         hold_netascii_read(server.tftp_port, "big.cfg").close()  # the first one loads code

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from server.api import create_app
+from server.app import create_app
 from server.fleet import Fleet
 from server.registry import admin_tokens, clients
 from server.registry.database import session_scope

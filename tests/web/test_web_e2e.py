@@ -12,10 +12,7 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.serve import Served, bootfleet_cli, clean_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -39,7 +38,6 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts" / "web"
 DASHBOARD_PNG = REPO / "docs" / "img" / "dashboard.png"
 WAIT_MS = 30_000  # upper bound for a live update to show; it normally takes one poll (2 s)
-START_WAIT_S = 60.0
 
 pytestmark = pytest.mark.slow
 
@@ -65,11 +63,10 @@ class Server:
     url: str
     data_dir: Path
     token: str
-    exe: str
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
-            [self.exe, *args, "--data-dir", str(self.data_dir)],
+            [*bootfleet_cli(), *args, "--data-dir", str(self.data_dir)],
             capture_output=True,
             text=True,
             check=True,
@@ -79,81 +76,23 @@ class Server:
         return done.stdout.strip()
 
 
-def clean_env() -> dict[str, str]:
-    """The environment without BOOTFLEET_* settings (the Makefile exports some)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("BOOTFLEET_")}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_WAIT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"bootfleet serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"bootfleet serve did not answer within {START_WAIT_S} s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     _require_browser()
-    exe = shutil.which("bootfleet", path=str(Path(sys.executable).parent)) or shutil.which(
-        "bootfleet"
-    )
-    if exe is None:
-        pytest.fail("the bootfleet command is not installed (pip install -e .)")
     base = tmp_path_factory.mktemp("web-e2e")
     data, images = base / "data", base / "images"
     (images / "debian").mkdir(parents=True)
     (images / "debian" / "linux").write_bytes(b"kernel" * 1000)
     (images / "debian" / "initrd.gz").write_bytes(b"initrd" * 5000)
-    port = free_port()
-    srv = Server(f"http://127.0.0.1:{port}", data, "", exe)
+    served = Served(data, images, "--advertise", "127.0.0.1")
+    srv = Server(served.url, data, "")
     srv.token = srv.cli("token", "create", "--name", "e2e")
-    log_path = base / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                exe,
-                "serve",
-                "--data-dir",
-                str(data),
-                "--images-dir",
-                str(images),
-                "--bind",
-                "127.0.0.1",
-                "--http-port",
-                str(port),
-                "--no-tftp",
-                "--advertise",
-                "127.0.0.1",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=clean_env(),
-        )
     try:
-        wait_until_up(srv.url, proc, log_path)
-        yield srv
+        with served:
+            yield srv
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(log_path, ARTIFACTS / "server.log")
+        shutil.copy(served.log, ARTIFACTS / "server.log")
 
 
 @pytest.fixture(scope="module")

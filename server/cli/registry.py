@@ -8,8 +8,8 @@ from typing import Any
 import click
 from sqlmodel import Session
 
-from server.cli import friendly, open_fleet, registry_options
-from server.clitable import emit, emit_one
+from server.cli.options import friendly, open_fleet, registry_options
+from server.cli.table import emit, emit_one
 from server.errors import InvalidInput
 from server.models import (
     Client,

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from server import backup
-from server.cli import friendly, open_fleet, registry_options, settings_from
+from server.cli.options import friendly, open_fleet, registry_options, settings_from
 from server.errors import InvalidInput
 from server.registry.database import session_scope
 
