@@ -4,7 +4,6 @@ clear line when its port is taken (a local dnsmasq) or the address is unusable."
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import urllib.request
 from pathlib import Path
@@ -13,22 +12,25 @@ import pytest
 
 from server.config import Settings
 from server.errors import InvalidInput
-from tests.test_service import start, wait_http
+from tests.serve import Served, free_port
 
 from .client import discover, options_of
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="SO_BINDTODEVICE on lo needs root")
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def serve(tmp_path: Path, *extra: str) -> Served:
+    return Served(tmp_path / "data", tmp_path / "img", *extra)
+
+
+def stops_by_itself(server: Served) -> tuple[int, str]:
+    code = server.start(wait=False).wait_exit()
+    return code, server.output()
 
 
 def test_serve_answers_on_the_pxe_port_and_counts(tmp_path: Path) -> None:
-    dhcp_port, pxe_port = free_udp_port(), free_udp_port()
-    proc, port = start(
+    dhcp_port, pxe_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    server = serve(
         tmp_path,
         "--proxy-dhcp",
         "--proxy-dhcp-port",
@@ -38,19 +40,16 @@ def test_serve_answers_on_the_pxe_port_and_counts(tmp_path: Path) -> None:
         "--proxy-dhcp-files",
         "efi64=grubnetx64.efi",
     )
-    try:
-        wait_http(port, proc)
+    with server:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.settimeout(10)
             sock.sendto(discover(arch=7, msg_type=3), ("127.0.0.1", pxe_port))
             reply, _ = sock.recvfrom(4096)
         assert options_of(reply)[67] == b"grubnetx64.efi"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as r:
             metrics = r.read().decode()
         assert 'bootfleet_proxydhcp_answers_total{kind="ack",arch="efi64"} 1' in metrics
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        out, _ = proc.communicate(timeout=15)
+    out = server.output()
     assert f"proxyDHCP ports {dhcp_port}+{pxe_port} on lo" in out
     assert "proxyDHCP ack to 52:54:00:12:34:56: arch efi64, file grubnetx64.efi" in out
 
@@ -64,18 +63,16 @@ def test_serve_answers_on_the_pxe_port_and_counts(tmp_path: Path) -> None:
     ],
 )
 def test_bad_settings_are_one_line(tmp_path: Path, extra: tuple[str, ...], message: str) -> None:
-    proc, _ = start(tmp_path, "--proxy-dhcp", "--proxy-dhcp-port", "0", *extra)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and message in out and "Traceback" not in out, out
+    code, out = stops_by_itself(serve(tmp_path, "--proxy-dhcp", "--proxy-dhcp-port", "0", *extra))
+    assert code != 0 and message in out and "Traceback" not in out, out
 
 
 def test_port_taken_is_one_clear_line(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("0.0.0.0", 0))
         port = taken.getsockname()[1]
-        proc, _ = start(tmp_path, "--proxy-dhcp", "--proxy-dhcp-port", str(port))
-        out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 1, out
+        code, out = stops_by_itself(serve(tmp_path, "--proxy-dhcp", "--proxy-dhcp-port", str(port)))
+    assert code == 1, out
     assert f"proxyDHCP: port {port} in use" in out and "Traceback" not in out, out
 
 
