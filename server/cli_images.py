@@ -15,9 +15,8 @@ import click
 
 from server import images as imagestore
 from server.catalog import Catalog
+from server.config import DEFAULT_TEMPLATES_DIR
 from server.errors import BootfleetError
-
-DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "pxe_templates"
 
 
 def _obj(ctx: click.Context) -> dict[str, Any]:
@@ -203,7 +202,7 @@ def templates_list(ctx: click.Context, as_json: bool) -> None:
     catalog: Catalog | None = _obj(ctx).get("catalog")
     if catalog is None:
         option = ctx.find_object(_Options)
-        catalog = Catalog((option and option.templates_dir) or DEFAULT_TEMPLATES)
+        catalog = Catalog((option and option.templates_dir) or DEFAULT_TEMPLATES_DIR)
     described = catalog.describe()
 
     def text() -> None:

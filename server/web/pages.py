@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from server.errors import BootfleetError, InvalidInput, Unauthorized, Unavailable
 from server.lifecycle import ACTIVE, STATES
+from server.version import VERSION
 from server.web import bp
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ ACTIVE_STATES = frozenset(s.value for s in ACTIVE)
 def init_app(app: App) -> None:
     app.jinja_env.trim_blocks = True  # only the UI renders Flask templates; keep its HTML tidy
     app.jinja_env.lstrip_blocks = True
-    app.jinja_env.globals.update(STATES=STATES, ACTIVE_STATES=ACTIVE_STATES)
+    app.jinja_env.globals.update(
+        STATES=STATES, ACTIVE_STATES=ACTIVE_STATES, BOOTFLEET_VERSION=VERSION
+    )
 
 
 def page(template: str, status: int = 200, /, **context: Any) -> tuple[str, int]:
