@@ -13,7 +13,7 @@ SERVE_ENV := BOOTFLEET_DATA_DIR=$${BOOTFLEET_DATA_DIR:-$(CURDIR)/var} \
 
 .PHONY: serve test lint debs clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,postgres]'
 	touch $@

@@ -10,14 +10,25 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from server.errors import InvalidInput
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# Running from a checkout (the usual case, `pip install -e .`): templates sit beside server/.
-DEFAULT_TEMPLATES_DIR = PACKAGE_DIR.parent / "pxe_templates"
+
+
+def _shipped_templates() -> Path:
+    """The templates that came with this release: package data in an installed wheel
+    (server/pxe_templates/), else pxe_templates/ beside server/ in a checkout."""
+    shipped = resources.files("server").joinpath("pxe_templates")
+    if isinstance(shipped, Path) and shipped.is_dir():
+        return shipped
+    return PACKAGE_DIR.parent / "pxe_templates"
+
+
+DEFAULT_TEMPLATES_DIR = _shipped_templates()
 
 
 def _default_data_dir() -> Path:

@@ -101,7 +101,7 @@ class StateText(TypeDecorator[E]):
 def timestamp(*, now: bool = False, index: bool = False) -> Any:
     """A UtcTimestamp column: starting at the time of the row's creation, or empty."""
     if now:
-        return Field(default_factory=utcnow, sa_type=UtcTimestamp)
+        return Field(default_factory=utcnow, index=index, sa_type=UtcTimestamp)
     return Field(default=None, index=index, sa_type=UtcTimestamp)
 
 
@@ -457,7 +457,7 @@ class Event(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     mac: str = Field(index=True, max_length=17)
-    at: datetime = timestamp(now=True)
+    at: datetime = timestamp(now=True, index=True)  # retention drops events older than N days
     kind: str = Field(max_length=32)
     detail: str = Field(default="", max_length=2048)
     source: str | None = Field(default=None, max_length=64)
@@ -475,7 +475,8 @@ class Discovered(SQLModel, table=True):
 
     mac: str = Field(primary_key=True, max_length=17)
     first_seen_at: datetime = timestamp(now=True)
-    last_seen_at: datetime = timestamp(now=True)
+    # the list and retention order by it (newest first; the oldest past discovered_max go)
+    last_seen_at: datetime = timestamp(now=True, index=True)
     last_ip: str | None = Field(default=None, max_length=45)
     last_arch: str | None = Field(default=None, max_length=32)
     boots: int = 1

@@ -88,6 +88,7 @@ def _serve(settings: Settings) -> None:
         log.info("signal %s: shutting down", signal.Signals(signum).name)
         stop.set()
         http.close()
+        hang_up_idle(http)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -125,6 +126,17 @@ class BoundedSendChannel(HTTPChannel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sendbuf_len: int = min(int(getattr(self, "sendbuf_len", SEND_CHUNK)), SEND_CHUNK)
+
+
+def hang_up_idle(http: BaseWSGIServer | MultiSocketServer) -> None:
+    """Close the keep-alive connections that wait for a next request, as waitress's own
+    maintenance does after channel_timeout (120 s): its loop runs while any connection is
+    open, so one idle client (a browser, a monitoring agent, a test's session) held a
+    SIGTERM shutdown for 30 s and more. A connection busy with a request finishes it."""
+    channels = http._map if isinstance(http, BaseWSGIServer) else http.map
+    for channel in list(channels.values()):
+        if isinstance(channel, HTTPChannel) and not channel.requests:
+            channel.will_close = True
 
 
 def bound_send_chunks(http: BaseWSGIServer | MultiSocketServer) -> None:

@@ -153,3 +153,10 @@ def test_client_add_checks_the_installer_command_line(run) -> None:  # type: ign
     run("client", "add", "52:54:00:00:00:01", "--profile", "deb12", "--var", "x=1")
     out = run("profile", "update", "deb12", "--cmdline", "x='{{ x }}'", ok=False).output
     assert "cmdline: client 52:54:00:00:00:01: GRUB adds a backslash" in out
+
+
+def test_version_is_the_installed_release(run) -> None:  # type: ignore[no-untyped-def]
+    from importlib import metadata
+
+    out = run("--version", prog_name="bootfleet").output
+    assert out == f"bootfleet, version {metadata.version('bootfleet')}\n"

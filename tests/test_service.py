@@ -138,5 +138,5 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(served: Served) -> N
     answer = raw_exchange(port, post_head(MAX_BODY), b" " * MAX_BODY)
     assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-        assert r.read() == b"ok\n"
+        assert r.read().startswith(b"ok\n")
     assert served.proc is not None and served.proc.poll() is None

@@ -18,6 +18,7 @@ from server.imagefiles import send_image
 from server.models import Client
 from server.registry import clients
 from server.registry.database import session_scope
+from server.version import VERSION
 
 log = logging.getLogger(__name__)
 bp = Blueprint("boot", __name__)
@@ -79,7 +80,7 @@ def image(relpath: str) -> Response:
 def healthz() -> Response:
     with session_scope(fleet().engine) as s:
         s.exec(select(func.count()).select_from(Client)).one()
-    return Response("ok\n", mimetype="text/plain")
+    return Response(f"ok\nbootfleet {VERSION}\n", mimetype="text/plain")
 
 
 @bp.get("/metrics")
@@ -87,6 +88,9 @@ def healthz() -> Response:
 def metrics() -> Response:
     f = fleet()
     lines = [
+        "# HELP bootfleet_build_info The running release; always 1.",
+        "# TYPE bootfleet_build_info gauge",
+        f'bootfleet_build_info{{version="{VERSION}"}} 1',
         "# HELP bootfleet_clients Registered clients by lifecycle state.",
         "# TYPE bootfleet_clients gauge",
     ]

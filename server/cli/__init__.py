@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from server.cli import backup, images, registry, serve
-from server.cli.options import friendly, open_fleet, registry_options
+from server.cli.options import friendly, open_fleet, registry_options, settings_from
 from server.config import Settings
 from server.errors import BootfleetError
 from server.fleet import Fleet
@@ -104,14 +104,18 @@ def db() -> None:
 
 
 @db.command("migrate")
+@click.option("--dry-run", is_flag=True, help="Say which steps would run; change nothing.")
 @registry_options
 @friendly
-def db_migrate(**kwargs: Any) -> None:
+def db_migrate(dry_run: bool, **kwargs: Any) -> None:
     """Create or upgrade the schema (serve does this too)."""
-    from server.registry.database import SCHEMA_VERSION
+    from server.registry import migrations
 
+    if dry_run:
+        click.echo("\n".join(migrations.dry_run(settings_from(kwargs).db_url)))
+        return
     open_fleet(kwargs)
-    click.echo(f"schema at version {SCHEMA_VERSION}")
+    click.echo(f"schema at version {migrations.SCHEMA_VERSION}")
 
 
 for command in [serve.serve, *registry.COMMANDS, images.images, images.templates]:

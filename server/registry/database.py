@@ -1,4 +1,4 @@
-"""The engine, its SQLite pragmas, sessions, and the versioned schema migrations.
+"""The engine, its SQLite pragmas and sessions (the schema steps: registry/migrations.py).
 
 SQLite is the default (one file, WAL mode so readers never block the writer, a busy timeout
 so concurrent writers wait instead of failing). Any SQLAlchemy URL works; PostgreSQL is the
@@ -11,19 +11,18 @@ import functools
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine
 
-from server import models
 from server.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -193,41 +192,14 @@ def _session(bind: Engine) -> Iterator[Session]:
         raise Unavailable("the registry database is busy or unreachable; retry shortly") from exc
 
 
-# --- migrations -------------------------------------------------------------------------------
-# Each step moves the schema from version N-1 to N. Add steps, never edit a released one.
+# The schema steps live in their own module; these names stay importable from here.
+from server.registry.migrations import (  # noqa: E402
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Step,
+    current_version,
+    migrate,
+    pending,
+)
 
-
-def _v1_initial(conn: Connection) -> None:
-    SQLModel.metadata.create_all(conn)
-
-
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def current_version(engine: Engine) -> int:
-    # Ask the catalogue rather than catch the failed SELECT: PostgreSQL reports a missing
-    # table as ProgrammingError (not OperationalError) and aborts the transaction with it.
-    if not inspect(engine).has_table("meta"):
-        return 0
-    with Session(engine) as session:
-        row = session.exec(select(models.Meta).where(models.Meta.key == "schema_version")).first()
-        return int(row.value) if row else 0
-
-
-def migrate(engine: Engine) -> int:
-    """Bring the schema to SCHEMA_VERSION; refuse a database made by a newer release."""
-    found = current_version(engine)
-    if found > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"database schema version {found} is newer than this release ({SCHEMA_VERSION})"
-        )
-    for version in range(found + 1, SCHEMA_VERSION + 1):
-        with engine.begin() as conn:
-            MIGRATIONS[version - 1](conn)
-            SQLModel.metadata.create_all(conn, tables=[models.Meta.__table__])  # type: ignore[attr-defined]
-            with Session(conn) as session:
-                session.merge(models.Meta(key="schema_version", value=str(version)))
-                session.commit()
-        log.info("database migrated to schema version %s", version)
-    return SCHEMA_VERSION
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Step", "current_version", "migrate", "pending"]

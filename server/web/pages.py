@@ -14,8 +14,9 @@ from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, NotFound
 
-from server.errors import BootfleetError, Unauthorized, Unavailable, describe
+from server.errors import BootfleetError, InvalidInput, Unauthorized, Unavailable, describe
 from server.lifecycle import ACTIVE, STATES, State
+from server.version import VERSION
 from server.web.blueprint import bp
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,9 @@ CSP = (
 def init_app(app: App) -> None:
     app.jinja_env.trim_blocks = True  # only the UI renders Flask templates; keep its HTML tidy
     app.jinja_env.lstrip_blocks = True
-    app.jinja_env.globals.update(STATES=STATES, ACTIVE_STATES=ACTIVE, State=State)
+    app.jinja_env.globals.update(
+        STATES=STATES, ACTIVE_STATES=ACTIVE, State=State, BOOTFLEET_VERSION=VERSION
+    )
 
 
 def page(template: str, status: int = 200, /, **context: Any) -> tuple[str, int]:

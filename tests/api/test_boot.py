@@ -1,4 +1,5 @@
 import os
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,7 @@ def test_images_refuse_symlink_out_of_root(
 
 
 def test_healthz_and_metrics(client: FlaskClient, auth: dict, registered: str) -> None:
-    assert client.get("/healthz").text == "ok\n"
+    assert client.get("/healthz").text == f"ok\nbootfleet {metadata.version('bootfleet')}\n"
     text = client.get("/metrics").text
+    assert f'bootfleet_build_info{{version="{metadata.version("bootfleet")}"}} 1\n' in text
     assert 'bootfleet_clients{state="idle"} 1' in text

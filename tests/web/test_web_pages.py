@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from importlib import metadata
 from typing import Any
 
 import pytest
@@ -69,3 +70,9 @@ def test_a_mistyped_address_is_an_html_404(ui: Any, client: Any) -> None:
     assert r.mimetype == "text/html"
     assert "There is no page /ui/clientz." in r.text
     assert client.get("/api/v1/nope").mimetype == "application/json"  # the API is unchanged
+
+
+def test_every_page_footer_names_the_release(ui: Any) -> None:
+    r = ui.get("/ui/")
+    assert r.status_code == 200, r.text
+    assert f'<footer class="site">Bootfleet {metadata.version("bootfleet")}</footer>' in r.text
