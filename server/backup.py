@@ -40,7 +40,8 @@ from server.errors import BootfleetError, Conflict, InvalidInput, describe
 from server.lifecycle import ACTIVE
 from server.models import Client, ClientCreate, GroupCreate, ProfileCreate
 from server.registry import clients, groups, installs, profiles
-from server.registry.database import SCHEMA_VERSION, make_engine, migrate, session_scope
+from server.registry.database import make_engine, session_scope
+from server.registry.migrations import SCHEMA_VERSION, migrate
 
 LOCK_NAME = "serve.lock"
 EXPORT_FORMAT = 1

@@ -12,8 +12,9 @@ from server.catalog import Catalog
 from server.checks import Checks
 from server.config import Settings
 from server.netinfo import advertised_address, url_host
-from server.registry.database import make_engine, migrate
+from server.registry.database import make_engine
 from server.registry.installs import Policy
+from server.registry.migrations import migrate
 from server.render import Renderer
 from server.retention import Limits, Retention
 from server.tokens import load_site_key

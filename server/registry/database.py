@@ -190,16 +190,3 @@ def _session(bind: Engine) -> Iterator[Session]:
     except OperationalError as exc:
         log.warning("database unavailable: %s", exc.orig)
         raise Unavailable("the registry database is busy or unreachable; retry shortly") from exc
-
-
-# The schema steps live in their own module; these names stay importable from here.
-from server.registry.migrations import (  # noqa: E402
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    Step,
-    current_version,
-    migrate,
-    pending,
-)
-
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Step", "current_version", "migrate", "pending"]

@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, NotFound
 
-from server.errors import BootfleetError, InvalidInput, Unauthorized, Unavailable, describe
+from server.errors import BootfleetError, Unauthorized, Unavailable, describe
 from server.lifecycle import ACTIVE, STATES, State
 from server.version import VERSION
 from server.web.blueprint import bp

@@ -6,13 +6,8 @@ from sqlmodel import Session
 
 from server.errors import Unavailable
 from server.models import Meta
-from server.registry.database import (
-    SCHEMA_VERSION,
-    current_version,
-    make_engine,
-    migrate,
-    session_scope,
-)
+from server.registry.database import make_engine, session_scope
+from server.registry.migrations import SCHEMA_VERSION, current_version, migrate
 
 
 def test_fresh_database_is_migrated_to_current_version(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ from sqlmodel import Session
 from server.errors import Conflict
 from server.lifecycle import Action, State, target
 from server.models import Client
-from server.registry.database import make_engine, migrate, session_scope
+from server.registry.database import make_engine, session_scope
+from server.registry.migrations import migrate
 from server.registry.transition import compare_and_set
 
 

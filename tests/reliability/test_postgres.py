@@ -13,7 +13,8 @@ from server.config import Settings
 from server.fleet import Fleet
 from server.reaper import reap
 from server.registry import admin_tokens
-from server.registry.database import SCHEMA_VERSION, current_version, migrate, session_scope
+from server.registry.database import session_scope
+from server.registry.migrations import SCHEMA_VERSION, current_version, migrate
 from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import PROFILE, admin_app, mac, token_in
 from tests.serve import Served, admin_token

@@ -16,12 +16,13 @@ from sqlalchemy import MetaData, inspect, select
 from sqlalchemy.engine import Engine
 
 from server import backup
-from server.api import create_app
+from server.app import create_app
 from server.cli import main
 from server.config import Settings
 from server.fleet import Fleet
 from server.registry import admin_tokens
-from server.registry.database import SCHEMA_VERSION, current_version, make_engine, session_scope
+from server.registry.database import make_engine, session_scope
+from server.registry.migrations import SCHEMA_VERSION, current_version
 from tests.reliability.pg import PgServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
