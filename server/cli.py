@@ -204,9 +204,11 @@ def db_migrate(**kwargs: Any) -> None:
 
 
 def _register_subcommands() -> None:
-    from server import cli_backup, cli_images, cli_registry
+    from server import cli_backup, cli_hooks, cli_images, cli_registry
 
     for command in [*cli_registry.COMMANDS, cli_images.images, cli_images.templates]:
+        main.add_command(command)
+    for command in cli_hooks.COMMANDS:
         main.add_command(command)
     for command in cli_backup.COMMANDS:
         main.add_command(command)

@@ -449,3 +449,67 @@ class Meta(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(max_length=1024)
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+HOOK_EVENTS = ("pending", "booting", "installing", "progress", "installed", "failed", "cancelled")
+URL_MAX = 2048
+
+
+def _check_hook_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _check_hook_events(value: list[str]) -> list[str]:
+    unknown = sorted(set(value) - set(HOOK_EVENTS))
+    if unknown:
+        raise ValueError(f"unknown event {', '.join(unknown)} (known: {', '.join(HOOK_EVENTS)})")
+    if not value:
+        raise ValueError("at least one event")
+    return sorted(set(value), key=HOOK_EVENTS.index)
+
+
+class Hook(SQLModel, table=True):
+    """A URL that gets a signed JSON POST for each lifecycle event it subscribes to."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=URL_MAX)
+    events: str = Field(max_length=256)  # comma-separated names from HOOK_EVENTS
+    # The HMAC key; kept in the clear because signing needs it. Shown once, at creation.
+    secret: str = Field(max_length=128)
+    created_at: datetime = timestamp(now=True)
+
+
+class HookCreate(SQLModel):
+    url: Annotated[str, StringConstraints(max_length=URL_MAX), AfterValidator(_check_hook_url)]
+    events: Annotated[list[str], AfterValidator(_check_hook_events)] = list(HOOK_EVENTS)
+
+
+class HookPublic(SQLModel):
+    id: int
+    url: str
+    events: list[str]
+    created_at: UtcDatetime
+    waiting: int = 0  # deliveries not yet made (retrying)
+    undeliverable: int = 0  # deliveries given up after every retry
+
+
+class Delivery(SQLModel, table=True):
+    """The outbox: one POST owed to one hook, written in the transaction of its event, so a
+    restart or a down receiver loses nothing."""
+
+    __table_args__ = (Index("ix_delivery_due", "delivered_at", "next_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hook_id: int = Field(foreign_key="hook.id", index=True, ondelete="CASCADE")
+    body: str = Field(sa_type=Text)
+    created_at: datetime = timestamp(now=True)
+    next_at: datetime = timestamp(now=True)
+    attempts: int = 0
+    leased_until: datetime | None = timestamp()
+    delivered_at: datetime | None = timestamp()
+    gave_up_at: datetime | None = timestamp()
+    last_error: str = Field(default="", max_length=512)

@@ -21,6 +21,7 @@ from server.fleet import Fleet
 from server.reaper import Reaper
 from server.tftp.dynamic import make_dynamic
 from server.tftp.server import TftpService
+from server.webhooks import Courier
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ def _serve(settings: Settings) -> None:
         raise
     reaper = Reaper(fleet.engine, settings.reap_interval, fleet.retention)
     reaper.start()
+    courier = Courier(fleet.engine, fleet.server_url)
+    courier.start()
 
     stop = threading.Event()
 
@@ -93,6 +96,7 @@ def _serve(settings: Settings) -> None:
         if tftp is not None:
             tftp.stop()
         reaper.stop()
+        courier.stop()
         fleet.close()
         log.info("stopped")
 

@@ -11,6 +11,7 @@ from server.models import (
     ClientPublic,
     EventPublic,
     GroupPublic,
+    HookPublic,
     InstallPublic,
     ProfilePublic,
     UtcDatetime,
@@ -35,6 +36,14 @@ class ClientPage(SQLModel):
 
 class ProfileList(SQLModel):
     items: list[ProfilePublic]
+
+
+class HookList(SQLModel):
+    items: list[HookPublic]
+
+
+class HookCreated(HookPublic):
+    secret: str  # the HMAC key the receiver checks signatures with; shown only here
 
 
 class GroupList(SQLModel):

@@ -25,6 +25,7 @@ from sqlmodel import Session, SQLModel, create_engine, select
 
 from server import models
 from server.errors import Unavailable
+from server.registry import hooks
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
     """Create an engine for `url`; for SQLite, create the folder and set WAL + busy timeout
     (how long a write waits for another writer's lock before the request answers 503)."""
+    hooks.install_outbox()
     if url.startswith("sqlite"):
         memory = url in {"sqlite://", "sqlite:///:memory:"}
         if not memory:
@@ -191,7 +193,12 @@ def _v1_initial(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+def _v2_webhooks(conn: Connection) -> None:
+    """Hooks and their outbox (new tables; a database made at v1 has neither)."""
+    SQLModel.metadata.create_all(conn, tables=[models.Hook.__table__, models.Delivery.__table__])  # type: ignore[attr-defined]
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_webhooks]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
