@@ -94,3 +94,27 @@ def compare_and_set(
         raise Conflict(f"client {client.mac} was changed by another request; reload and retry")
     for key, value in values.items():  # mirror the row without marking the object dirty
         set_committed_value(client, key, value)
+
+
+# --- waves: scheduled, throttled group reinstalls (registry/waves.py) ----------------------
+
+
+class WaveState(StrEnum):
+    SCHEDULED = "scheduled"  # before its start time
+    RUNNING = "running"
+    PAUSED = "paused"  # starts no one; those in flight finish
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class TurnState(StrEnum):
+    """A member's turn in a wave."""
+
+    WAITING = "waiting"
+    RUNNING = "running"  # its reinstall is pending, booting or installing
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # could not take a reinstall, or the wave was cancelled first
+
+
+WAVE_OPEN = frozenset({WaveState.SCHEDULED, WaveState.RUNNING, WaveState.PAUSED})

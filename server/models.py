@@ -7,6 +7,7 @@ Validation lives here, on the types; the HTTP layer only moves data in and out.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -18,6 +19,9 @@ from pydantic import (
     StringConstraints,
     field_serializer,
     field_validator,
+)
+from pydantic import (
+    Strict as Strictness,
 )
 from sqlalchemy import JSON, Column, DateTime, Index, Text
 from sqlalchemy.engine import Dialect
@@ -270,21 +274,38 @@ class GroupBase(SQLModel):
     name: str = Field(index=True, unique=True, max_length=63)
     description: str = Field(default="", max_length=DESCRIPTION_MAX)
     variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Where Wake-on-LAN packets for members go when their own segment is not this server's
+    # (a directed broadcast a router forwards, e.g. 10.2.0.255). None: the member's segment.
+    wake_address: str | None = Field(default=None, max_length=15)
 
 
 class ClientGroup(GroupBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
 
 
+def _check_ipv4(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError(f"not an IPv4 address: {value[:40]!r}") from None
+    return value
+
+
+WakeAddress = Annotated[str | None, AfterValidator(_check_ipv4)]
+
+
 class GroupCreate(Strict):
     name: Name
     description: Description = ""
     variables: Variables = {}
+    wake_address: WakeAddress = None
 
 
 class GroupUpdate(Strict):
     description: Description | None = None
     variables: Variables | None = None
+    wake_address: WakeAddress = None
 
 
 class GroupPublic(RedactsVariables, GroupBase):
@@ -513,3 +534,66 @@ class Delivery(SQLModel, table=True):
     delivered_at: datetime | None = timestamp()
     gave_up_at: datetime | None = timestamp()
     last_error: str = Field(default="", max_length=512)
+
+
+# --- scheduled, throttled group reinstalls ("waves") ------------------------------------------
+
+BATCH_MAX = 1000
+
+
+class Wave(SQLModel, table=True):
+    """A group reinstall that starts at `start_at` and keeps at most `batch` members in
+    flight (pending, booting or installing) until every member has had its turn."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    group: str = Field(max_length=63)  # the group's name when the wave was made
+    start_at: datetime = timestamp(now=True)
+    batch: int
+    wake: bool = False
+    state: str = Field(default="scheduled", max_length=16, index=True)  # lifecycle.WaveState
+    created_at: datetime = timestamp(now=True)
+    created_by: str | None = Field(default=None, max_length=64)
+    finished_at: datetime | None = timestamp()
+    version: int = 0  # compare-and-set: one server advances a wave at a time
+
+
+class WaveMember(SQLModel, table=True):
+    wave_id: int = Field(foreign_key="wave.id", primary_key=True, ondelete="CASCADE")
+    client_id: int = Field(foreign_key="client.id", primary_key=True, ondelete="CASCADE")
+    position: int
+    state: str = Field(default="waiting", max_length=16)  # lifecycle.TurnState
+    install_id: int | None = None
+    reason: str = Field(default="", max_length=512)
+    started_at: datetime | None = timestamp()
+    finished_at: datetime | None = timestamp()
+
+
+class WaveCreate(Strict):
+    # JSON has no time type: an ISO 8601 string is the one way to give one (strict=False).
+    at: Annotated[UtcDatetime, Strictness(False)] | None = None  # default: now
+    batch: Annotated[int, Field(ge=1, le=BATCH_MAX)] = 10
+    wake: bool = False
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("give a time zone (e.g. 2026-12-01T22:00+01:00 or ...Z)")
+        return value
+
+
+class WavePublic(SQLModel):
+    id: int
+    group: str
+    start_at: UtcDatetime
+    batch: int
+    wake: bool
+    state: str
+    created_at: UtcDatetime
+    created_by: str | None
+    finished_at: UtcDatetime | None
+    waiting: int = 0
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0

@@ -15,6 +15,7 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from server.api import MAX_BODY, create_app
 from server.backup import serving_lock
+from server.conductor import Conductor
 from server.config import Settings
 from server.errors import StartupError
 from server.fleet import Fleet
@@ -76,6 +77,10 @@ def _serve(settings: Settings) -> None:
     reaper.start()
     courier = Courier(fleet.engine, fleet.server_url)
     courier.start()
+    conductor = Conductor(
+        fleet.engine, fleet.policy, fleet.checks, fleet.waker, settings.wave_interval
+    )
+    conductor.start()
 
     stop = threading.Event()
 
@@ -97,6 +102,7 @@ def _serve(settings: Settings) -> None:
             tftp.stop()
         reaper.stop()
         courier.stop()
+        conductor.stop()
         fleet.close()
         log.info("stopped")
 

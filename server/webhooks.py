@@ -163,9 +163,7 @@ class Courier(threading.Thread):
                 next_at = now + timedelta(seconds=self.delay(tries))
             hooks.retry_later(session, delivery_id, outcome.error, next_at, now)
         if next_at is None:
-            log.warning(
-                "webhook %s: delivery %s given up: %s", url, delivery_id, outcome.error
-            )
+            log.warning("webhook %s: delivery %s given up: %s", url, delivery_id, outcome.error)
         else:
             log.info("webhook %s: delivery %s failed (%s); retry", url, delivery_id, outcome.error)
 

@@ -10,6 +10,7 @@ admin names (a group's `wake_address` for a subnet behind a router that forwards
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import netifaces
 
 from server.errors import InvalidInput
 from server.macaddr import normalize_mac
+
+log = logging.getLogger(__name__)
 
 WOL_PORT = 9  # UDP discard; 7 (echo) is the other customary port
 SYNC = b"\xff" * 6
@@ -63,6 +66,15 @@ def local_subnets() -> list[Subnet]:
             if not network.is_loopback:
                 found.append(Subnet(name, network))
     return found
+
+
+def interface_with(address: str, subnets: Iterable[Subnet]) -> str | None:
+    """The interface whose subnet holds `address` (the one the server advertises)."""
+    try:
+        wanted = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    return next((s.interface for s in subnets if wanted in s.network), None)
 
 
 def target_for(
@@ -123,3 +135,35 @@ def wake(
     if target is not None:
         send(magic_packet(mac), target)
     return target
+
+
+@dataclass
+class Waker:
+    """The server's way to wake clients: its advertised interface as the fallback segment.
+    A failure to send is logged, never raised: a reinstall stands whether or not the machine
+    woke (the admin can still press its power button)."""
+
+    fallback_interface: str | None = None
+    subnets: Callable[[], list[Subnet]] = local_subnets
+    send: Sender = send_udp
+
+    def __call__(self, mac: str, last_ip: str | None, wake_address: str | None = None) -> str:
+        """Wake `mac`; a one-line account of what was done, for the event log and the UI."""
+        try:
+            target = wake(
+                mac,
+                last_ip,
+                wake_address=wake_address,
+                fallback_interface=self.fallback_interface,
+                subnets=self.subnets,
+                send=self.send,
+            )
+        except (OSError, InvalidInput) as exc:
+            log.warning("wake-on-LAN for %s failed: %s", mac, exc)
+            return f"wake-on-LAN not sent: {exc}"
+        if target is None:
+            log.info("wake-on-LAN for %s: no known segment (never seen, no wake address)", mac)
+            return "wake-on-LAN not sent: no known segment (set the group's wake address)"
+        via = f" on {target.interface}" if target.interface else ""
+        log.info("wake-on-LAN for %s sent to %s%s", mac, target.address, via)
+        return f"wake-on-LAN sent to {target.address}{via}"

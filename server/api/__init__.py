@@ -17,6 +17,7 @@ from server.api import (
     installs,
     profiles,
     templates,
+    waves,
 )
 from server.config import Settings
 from server.errors import InvalidInput, TooManyRequests
@@ -65,7 +66,7 @@ def create_app(
                 if "\0" in value or "\0" in name:
                     raise InvalidInput(name, "must not contain NUL characters")
 
-    for module in (boot, profiles, clients, groups, installs, hooks, templates, docs):
+    for module in (boot, profiles, clients, groups, installs, hooks, waves, templates, docs):
         app.register_blueprint(module.bp)
     app.register_blueprint(web.bp)  # the admin web UI under /ui/ (server/web/)
     return app

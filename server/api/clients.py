@@ -19,11 +19,12 @@ from server.api.schemas import (
     ImportResult,
     InstallDetail,
     InstallList,
+    ReinstallRequest,
 )
 from server.errors import InvalidInput, NotFound
 from server.lifecycle import STATES
 from server.models import ClientCreate, ClientPublic, ClientUpdate, EventPublic, Install
-from server.registry import clients, events, installs
+from server.registry import clients, events, installs, wakes
 from server.registry.database import session_scope
 
 bp = admin_blueprint("clients", __name__)
@@ -103,13 +104,22 @@ def delete_client(mac: str) -> Response:
 
 
 @bp.post("/clients/<mac>/reinstall")
-@doc("Reinstall at the next network boot", response=Accepted)
+@doc(
+    "Reinstall at the next network boot; `wake` also sends Wake-on-LAN",
+    body=ReinstallRequest,
+    response=Accepted,
+)
 def reinstall(mac: str) -> Response:
     f = fleet()
+    ask = parse(ReinstallRequest)
     with session_scope(f.engine, write=True) as s:
         client = clients.get(s, mac)
         install = installs.reinstall(s, client, f.policy, f.checks, peer())
-        return out(Accepted(state=client.state, install=install.id or 0))
+        done = Accepted(state=client.state, install=install.id or 0)
+        mac = client.mac
+    if ask.wake:
+        ((_, done.wake),) = wakes.wake(f.engine, f.waker, [mac], peer())
+    return out(done)
 
 
 @bp.post("/clients/<mac>/cancel")

@@ -14,8 +14,24 @@ from server.models import (
     HookPublic,
     InstallPublic,
     ProfilePublic,
+    Strict,
     UtcDatetime,
+    WavePublic,
 )
+
+
+class Woken(SQLModel):
+    mac: str
+    wake: str
+
+
+class WaveTurn(SQLModel):
+    mac: str
+    hostname: str | None
+    state: str
+    reason: str
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
 
 
 class ErrorDetail(SQLModel):
@@ -71,14 +87,28 @@ class Skipped(SQLModel):
     reason: str
 
 
-class GroupReinstall(SQLModel):
-    requested: list[str]
-    skipped: list[Skipped]
-
-
 class Accepted(SQLModel):
     state: str
     install: int
+    wake: str | None = None  # what Wake-on-LAN did, when asked for
+
+
+class ReinstallRequest(Strict):
+    wake: bool = False  # send a Wake-on-LAN packet once the reinstall is recorded
+
+
+class GroupReinstall(SQLModel):
+    requested: list[str]
+    skipped: list[Skipped]
+    woken: list[Woken] = []
+
+
+class WaveList(SQLModel):
+    items: list[WavePublic]
+
+
+class WaveDetail(WavePublic):
+    members: list[WaveTurn]
 
 
 class DiscoveredPublic(SQLModel):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
@@ -193,12 +193,17 @@ def _v1_initial(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
 
 
-def _v2_webhooks(conn: Connection) -> None:
-    """Hooks and their outbox (new tables; a database made at v1 has neither)."""
-    SQLModel.metadata.create_all(conn, tables=[models.Hook.__table__, models.Delivery.__table__])  # type: ignore[attr-defined]
+def _v2_hooks_waves_wake(conn: Connection) -> None:
+    """Webhooks and their outbox, waves and their members (new tables), and a group's
+    Wake-on-LAN address (a new nullable column)."""
+    new = [models.Hook, models.Delivery, models.Wave, models.WaveMember]
+    SQLModel.metadata.create_all(conn, tables=[m.__table__ for m in new])  # type: ignore[attr-defined]
+    # v1 is `create_all` of the current models: a database made fresh has the column.
+    if "wake_address" not in {c["name"] for c in inspect(conn).get_columns("clientgroup")}:
+        conn.execute(text("ALTER TABLE clientgroup ADD COLUMN wake_address VARCHAR(15)"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_webhooks]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_hooks_waves_wake]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
