@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 import click
@@ -412,7 +411,7 @@ def group_reinstall(name: str, at: str | None, batch: int | None, wake: bool, **
     as a wave (--at and/or --batch) that `bootfleet serve` carries out."""
     fleet = open_fleet(kw)
     if at is not None or batch is not None:
-        data = WaveCreate(at=parse_when(at), batch=batch or 10, wake=wake)
+        data = WaveCreate(at=waves.parse_start(at, "--at"), batch=batch or 10, wake=wake)
         with session_scope(fleet.engine, write=True) as s:
             wave = waves.public(s, waves.schedule(s, name, data, "cli"))
         click.echo(
@@ -430,17 +429,6 @@ def group_reinstall(name: str, at: str | None, batch: int | None, wake: bool, **
         requested = [mac for mac, why in outcomes if why is None]
         for mac, what in wakes.wake(fleet.engine, fleet.waker, requested, "cli"):
             click.echo(f"{mac}: {what}")
-
-
-def parse_when(text: str | None) -> datetime | None:
-    """An ISO 8601 time; without a zone it is this machine's local time."""
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput("--at", f"not an ISO 8601 time: {text!r}") from None
-    return when if when.utcoffset() is not None else when.astimezone()
 
 
 COMMANDS = [profile_group, client_group, group_group, reinstall, cancel, client_events]

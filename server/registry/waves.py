@@ -14,11 +14,22 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from server.errors import BootfleetError, Conflict, NotFound
+from server.errors import BootfleetError, Conflict, InvalidInput, NotFound
 from server.lifecycle import ACTIVE, WAVE_OPEN, State, TurnState, WaveState
 from server.models import Client, Install, Wave, WaveCreate, WaveMember, WavePublic, utcnow
 from server.registry import groups, installs
 from server.registry.installs import Checks, Policy
+
+
+def parse_start(text: str | None, field: str = "at") -> datetime | None:
+    """A start time as an admin types it: ISO 8601; without a zone, this server's local time."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(field, f"not an ISO 8601 time: {text[:40]!r}") from None
+    return when if when.utcoffset() is not None else when.astimezone()
 
 
 def schedule(session: Session, group_name: str, data: WaveCreate, actor: str | None) -> Wave:

@@ -70,6 +70,25 @@ def _root() -> ResponseReturnValue:
 
 
 # The view modules register their routes on `bp`; imported last because they import it.
-from server.web import auth, client, clients, dashboard, images, pages, profiles  # noqa: E402
+from server.web import (  # noqa: E402
+    auth,
+    client,
+    clients,
+    dashboard,
+    images,
+    pages,
+    profiles,
+    waves,
+)
 
-__all__ = ["auth", "bp", "client", "clients", "dashboard", "images", "pages", "profiles"]
+__all__ = [
+    "auth",
+    "bp",
+    "client",
+    "clients",
+    "dashboard",
+    "images",
+    "pages",
+    "profiles",
+    "waves",
+]
