@@ -119,6 +119,13 @@ def _shared_obj() -> dict[str, Any]:
 @click.option("--grace-seconds", type=int, help="Re-read window for installer configs (120).")
 @click.option("--reap-interval", type=float, help="Seconds between deadline checks (30).")
 @click.option("--wave-interval", type=float, help="Seconds between rounds of waves (5).")
+@click.option(
+    "--unknown-menu",
+    "unknown_menu",
+    flag_value=True,
+    default=None,
+    help="Offer unregistered iPXE machines a menu: disk (default) or request registration.",
+)
 @click.option("--discovered-max", type=int, help="Unregistered machines kept, newest (10000).")
 @click.option("--events-per-mac", type=int, help="Events kept per MAC, newest (1000).")
 @click.option("--event-days", type=int, help="Days an event is kept (365).")
@@ -205,11 +212,18 @@ def db_migrate(**kwargs: Any) -> None:
 
 
 def _register_subcommands() -> None:
-    from server import cli_backup, cli_hooks, cli_images, cli_registry, cli_waves
+    from server import (
+        cli_backup,
+        cli_discovered,
+        cli_hooks,
+        cli_images,
+        cli_registry,
+        cli_waves,
+    )
 
     for command in [*cli_registry.COMMANDS, cli_images.images, cli_images.templates]:
         main.add_command(command)
-    for command in [*cli_hooks.COMMANDS, *cli_waves.COMMANDS]:
+    for command in [*cli_hooks.COMMANDS, *cli_waves.COMMANDS, *cli_discovered.COMMANDS]:
         main.add_command(command)
     for command in cli_backup.COMMANDS:
         main.add_command(command)

@@ -69,6 +69,9 @@ class Settings:
     # Seconds between rounds of scheduled group reinstalls (waves): how soon the next member
     # starts after one finishes, and how late a wave starts after its time.
     wave_interval: float = 5.0
+    # Unregistered machines that boot iPXE get a menu: boot from disk (the default, after
+    # a few seconds) or ask to be registered. Off: they boot from disk without a word.
+    unknown_menu: bool = False
     # Retention, applied by the reaper thread every few minutes (server/retention.py): the
     # newest machines seen without being registered, the newest events of each MAC, and no
     # event older than event_days.

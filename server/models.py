@@ -42,6 +42,7 @@ FAILURE_LOG_MAX = 64 * 1024
 IMAGE_REF_MAX = 1024
 CMDLINE_MAX = 4096
 DESCRIPTION_MAX = 1024
+FACT_MAX = 128  # one hardware fact a machine reports (SMBIOS strings are short)
 
 
 def utcnow() -> datetime:
@@ -339,6 +340,15 @@ class ClientCreate(Strict):
     variables: Variables = {}
 
 
+class DiscoveredApprove(Strict):
+    """An admin's decision on a machine that asked to be registered: it becomes a client."""
+
+    profile: Name
+    hostname: Hostname = None
+    groups: GroupNames = []
+    variables: Variables = {}
+
+
 class ClientUpdate(Strict):
     hostname: Hostname = None
     profile: str | None = None
@@ -446,6 +456,13 @@ class Discovered(SQLModel, table=True):
     last_ip: str | None = Field(default=None, max_length=45)
     last_arch: str | None = Field(default=None, max_length=32)
     boots: int = 1
+    # Asked for by the machine itself from the unknown-machine menu (iPXE's SMBIOS settings);
+    # nothing installs on it until an admin approves it with a profile.
+    requested_at: datetime | None = timestamp()
+    manufacturer: str | None = Field(default=None, max_length=FACT_MAX)
+    product: str | None = Field(default=None, max_length=FACT_MAX)
+    serial: str | None = Field(default=None, max_length=FACT_MAX)
+    uuid: str | None = Field(default=None, max_length=FACT_MAX)
 
 
 class AdminToken(SQLModel, table=True):

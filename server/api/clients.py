@@ -23,8 +23,15 @@ from server.api.schemas import (
 )
 from server.errors import InvalidInput, NotFound
 from server.lifecycle import STATES
-from server.models import ClientCreate, ClientPublic, ClientUpdate, EventPublic, Install
-from server.registry import clients, events, installs, wakes
+from server.models import (
+    ClientCreate,
+    ClientPublic,
+    ClientUpdate,
+    DiscoveredApprove,
+    EventPublic,
+    Install,
+)
+from server.registry import clients, discovered, events, installs, wakes
 from server.registry.database import session_scope
 
 bp = admin_blueprint("clients", __name__)
@@ -182,9 +189,24 @@ def import_clients() -> Response:
     return out(ImportResult(imported=count))
 
 
+@bp.post("/discovered/<mac>/approve")
+@doc(
+    "Register a machine that asked to be (from the unknown-machine menu) with a profile",
+    body=DiscoveredApprove,
+    response=ClientPublic,
+    status=201,
+)
+def approve_discovered(mac: str) -> Response:
+    data = parse(DiscoveredApprove)
+    create = ClientCreate.model_validate({"mac": mac, **data.model_dump()})
+    with session_scope(fleet().engine, write=True) as s:
+        row = discovered.approve(s, create, fleet().checks, peer())
+        return out(clients.public(s, row), 201)
+
+
 @bp.get("/discovered")
 @doc("Machines that network-booted without being registered", response=DiscoveredList)
-def discovered() -> Response:
+def discovered_list() -> Response:
     with session_scope(fleet().engine) as s:
         rows = events.list_discovered(s)
         items = [DiscoveredPublic.model_validate(d, from_attributes=True) for d in rows]

@@ -118,6 +118,11 @@ class DiscoveredPublic(SQLModel):
     last_ip: str | None
     last_arch: str | None
     boots: int
+    requested_at: UtcDatetime | None = None
+    manufacturer: str | None = None
+    product: str | None = None
+    serial: str | None = None
+    uuid: str | None = None
 
 
 class DiscoveredList(SQLModel):

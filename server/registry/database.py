@@ -194,13 +194,34 @@ def _v1_initial(conn: Connection) -> None:
 
 
 def _v2_hooks_waves_wake(conn: Connection) -> None:
-    """Webhooks and their outbox, waves and their members (new tables), and a group's
-    Wake-on-LAN address (a new nullable column)."""
+    """Webhooks and their outbox, waves and their members (new tables); a group's
+    Wake-on-LAN address, and the facts a machine reports when it asks to be registered
+    (new nullable columns)."""
     new = [models.Hook, models.Delivery, models.Wave, models.WaveMember]
     SQLModel.metadata.create_all(conn, tables=[m.__table__ for m in new])  # type: ignore[attr-defined]
-    # v1 is `create_all` of the current models: a database made fresh has the column.
-    if "wake_address" not in {c["name"] for c in inspect(conn).get_columns("clientgroup")}:
-        conn.execute(text("ALTER TABLE clientgroup ADD COLUMN wake_address VARCHAR(15)"))
+    # v1 is `create_all` of the current models: a database made fresh has the columns.
+    _add_columns(conn, "clientgroup", {"wake_address": "VARCHAR(15)"})
+    fact = f"VARCHAR({models.FACT_MAX})"
+    stamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    _add_columns(
+        conn,
+        "discovered",
+        {
+            "requested_at": stamp,
+            "manufacturer": fact,
+            "product": fact,
+            "serial": fact,
+            "uuid": fact,
+        },
+    )
+
+
+def _add_columns(conn: Connection, table: str, columns: dict[str, str]) -> None:
+    """ALTER TABLE ADD COLUMN for each nullable column `table` does not have yet."""
+    have = {c["name"] for c in inspect(conn).get_columns(table)}
+    for name, sql_type in columns.items():
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_hooks_waves_wake]
