@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from urllib.parse import unquote
 
 import jinja2
 from flask import Blueprint, Response, request
@@ -86,7 +87,11 @@ def ipxe_register() -> Response:
         return _ipxe(BootSpec.local(None, "malformed MAC: local boot"))
     if not f.settings.unknown_menu:
         return _ipxe(BootSpec.local(mac, "the unknown-machine menu is off: local boot"))
-    facts = {name: request.args.get(name) for name in discovered.FACTS}
+    # iPXE's :uristring leaves "+" as it is (RFC 3986 allows it), and a query string read as
+    # a form turns "+" into a space ("Q35 + ICH9" came out "Q35   ICH9"): plain percent-decoding.
+    pairs = (p.partition("=") for p in request.query_string.decode("latin-1").split("&"))
+    raw = {name: value for name, _, value in pairs}
+    facts: dict[str, str | None] = {n: unquote(raw.get(n, "")) for n in discovered.FACTS}
     with session_scope(f.engine, write=True) as s:
         asked = discovered.request_registration(s, mac, facts, peer())
     if not asked:

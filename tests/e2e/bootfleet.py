@@ -53,6 +53,7 @@ class Bootfleet:
     profiles: set[str] = field(default_factory=set)
     boot_timeout: int = BOOT_TIMEOUT
     progress_timeout: int = PROGRESS_TIMEOUT
+    serve_args: tuple[str, ...] = ()  # more `bootfleet serve` flags (e.g. --unknown-menu)
 
     @property
     def data_dir(self) -> Path:
@@ -127,6 +128,7 @@ class Bootfleet:
             "1",
             "--log-level",
             "info",
+            *self.serve_args,
         ]
         self.proc = self.lab.popen(cmd, self.log)
         self.api = self.lab.http(host=self.address)

@@ -21,7 +21,7 @@ from tests.test_service import BIN
 from tests.web.conftest import sign_in
 
 UNKNOWN = "52:54:00:00:06:01"
-FACTS = "manufacturer=QEMU&product=Standard%20PC%20(Q35%20%2B%20ICH9%2C%202009)&serial=S1&uuid=u-1"
+FACTS = "manufacturer=QEMU&product=Standard%20PC%20(Q35%20+%20ICH9%2C%202009)&serial=S1&uuid=u-1"
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_without_the_option_an_unknown_machine_just_boots_its_disk(client: Flask
 
 def test_the_menu_defaults_to_the_disk(menu_client: FlaskClient) -> None:
     script = menu_client.get(f"/ipxe?mac={UNKNOWN}").text
-    assert "item --default disk Boot from the local disk" in script
+    assert "item --key d disk Boot from the local disk (d)" in script
     assert "choose --default disk --timeout 8000 target || goto disk" in script
     assert "/ipxe/register?mac=${mac}&manufacturer=${manufacturer:uristring}" in script
 
