@@ -10,7 +10,18 @@ from typing import Any
 from flask import Flask, request
 
 from server import ratelimit, web
-from server.api import boot, clients, docs, errors, groups, installs, profiles, templates
+from server.api import (
+    boot,
+    clients,
+    docs,
+    errors,
+    groups,
+    hooks,
+    installs,
+    profiles,
+    templates,
+    waves,
+)
 from server.config import Settings
 from server.errors import InvalidInput, TooManyRequests
 from server.fleet import Fleet
@@ -55,7 +66,7 @@ def create_app(
                 if "\0" in value or "\0" in name:
                     raise InvalidInput(name, "must not contain NUL characters")
 
-    for module in (boot, profiles, clients, groups, installs, templates, docs):
+    for module in (boot, profiles, clients, groups, installs, hooks, waves, templates, docs):
         app.register_blueprint(module.bp)
     app.register_blueprint(web.bp)  # the admin web UI under /ui/ (server/web/)
     return app

@@ -79,7 +79,7 @@ class Booter:
     def _resolve(self, mac: str, arch: str | None, peer: str | None) -> BootSpec:
         found = self.registry.lookup(mac)
         if found is None and self.registry.unregistered(mac, peer, arch, utcnow()):
-            return BootSpec.local(mac, "unregistered machine: local boot")
+            return BootSpec.unknown(mac)
         if found is not None and found[1] not in MAY_INSTALL:
             # The common answer (idle, installed, failed, installing): local boot, decided on
             # a read; the sighting is written behind, with other machines' (it only touches
@@ -92,7 +92,7 @@ class Booter:
             client = clients.find(session, mac)
             if client is None:
                 events.seen_unregistered(session, mac, peer, arch)
-                return BootSpec.local(mac, "unregistered machine: local boot")
+                return BootSpec.unknown(mac)
             client.last_ip = peer or client.last_ip
             client.last_arch = arch or client.last_arch
             client.last_seen_at = utcnow()

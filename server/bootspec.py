@@ -9,8 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-Action = Literal["install", "local"]
+# "menu": the unknown-machine menu (iPXE only; other loaders boot the disk, as for "local");
+# "requested": the answer to a machine that asked from that menu to be registered.
+Action = Literal["install", "local", "menu", "requested"]
 Flavor = Literal["ipxe", "pxelinux", "grub"]
+
+
+UNREGISTERED = "unregistered machine: local boot"
 
 
 @dataclass(frozen=True)
@@ -38,10 +43,15 @@ class BootSpec:
     cmdline: str = ""
     install_url: str | None = None
     reason: str = ""
+    unregistered: bool = False  # no client has this MAC (the unknown-machine menu may show)
 
     @classmethod
     def local(cls, mac: str | None, reason: str) -> BootSpec:
         return cls(action="local", mac=mac, reason=reason)
+
+    @classmethod
+    def unknown(cls, mac: str) -> BootSpec:
+        return cls(action="local", mac=mac, reason=UNREGISTERED, unregistered=True)
 
 
 class Resolver(Protocol):

@@ -77,6 +77,12 @@ class Settings:
     progress_timeout: int = 2 * 60 * 60  # seconds without progress before an install fails
     grace_seconds: int = 120  # re-reads of an installer config within this window: same answer
     reap_interval: float = 30.0
+    # Seconds between rounds of scheduled group reinstalls (waves): how soon the next member
+    # starts after one finishes, and how late a wave starts after its time.
+    wave_interval: float = 5.0
+    # Unregistered machines that boot iPXE get a menu: boot from disk (the default, after
+    # a few seconds) or ask to be registered. Off: they boot from disk without a word.
+    unknown_menu: bool = False
     # Retention, applied by the reaper thread every few minutes (server/retention.py): the
     # newest machines seen without being registered, the newest events of each MAC, and no
     # event older than event_days.
@@ -187,6 +193,7 @@ _BOUNDS: tuple[tuple[str, float, float], ...] = (
     ("progress_timeout", 0, _NO_LIMIT),
     ("grace_seconds", 0, _NO_LIMIT),
     ("reap_interval", 0.01, _NO_LIMIT),
+    ("wave_interval", 0.1, _NO_LIMIT),
     ("discovered_max", 1, _NO_LIMIT),
     ("events_per_mac", 1, _NO_LIMIT),
     ("event_days", 1, _NO_LIMIT),

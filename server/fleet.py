@@ -18,6 +18,7 @@ from server.registry.migrations import migrate
 from server.render import Renderer
 from server.retention import Limits, Retention
 from server.tokens import load_site_key
+from server.wol import Waker, interface_with, local_subnets
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Fleet:
     policy: Policy
     checks: Checks  # what a profile assignment must pass (the registry runs them)
     retention: Retention  # applied by the reaper; its counters join /metrics
+    waker: Waker = field(default_factory=Waker)  # Wake-on-LAN through the right interface
     # Extra Prometheus text for /metrics (the TFTP service adds its counters here).
     metrics_sources: list[Callable[[], str]] = field(default_factory=list)
 
@@ -69,5 +71,6 @@ class Fleet:
             policy=policy,
             checks=Checks(catalog, booter),
             retention=retention,
+            waker=Waker(settings.interface or interface_with(address, local_subnets())),
             metrics_sources=[retention.render_prometheus],
         )

@@ -80,3 +80,27 @@ def target(action: Action, current: str) -> State:
             f"(allowed from: {', '.join(sorted(allowed))})"
         )
     return to
+
+
+# --- waves: scheduled, throttled group reinstalls (registry/waves.py) ----------------------
+
+
+class WaveState(StrEnum):
+    SCHEDULED = "scheduled"  # before its start time
+    RUNNING = "running"
+    PAUSED = "paused"  # starts no one; those in flight finish
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class TurnState(StrEnum):
+    """A member's turn in a wave."""
+
+    WAITING = "waiting"
+    RUNNING = "running"  # its reinstall is pending, booting or installing
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # could not take a reinstall, or the wave was cancelled first
+
+
+WAVE_OPEN = frozenset({WaveState.SCHEDULED, WaveState.RUNNING, WaveState.PAUSED})

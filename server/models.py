@@ -8,6 +8,7 @@ Validation lives here, on the types; the HTTP layer only moves data in and out.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +22,9 @@ from pydantic import (
     StringConstraints,
     field_serializer,
     field_validator,
+)
+from pydantic import (
+    Strict as Strictness,
 )
 from sqlalchemy import JSON, Column, DateTime, Index, String, Text
 from sqlalchemy.engine import Dialect
@@ -42,6 +46,7 @@ FAILURE_LOG_MAX = 64 * 1024
 IMAGE_REF_MAX = 1024
 CMDLINE_MAX = 4096
 DESCRIPTION_MAX = 1024
+FACT_MAX = 128  # one hardware fact a machine reports (SMBIOS strings are short)
 
 
 def utcnow() -> datetime:
@@ -297,21 +302,38 @@ class GroupBase(SQLModel):
     name: str = Field(index=True, unique=True, max_length=63)
     description: str = Field(default="", max_length=DESCRIPTION_MAX)
     variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Where Wake-on-LAN packets for members go when their own segment is not this server's
+    # (a directed broadcast a router forwards, e.g. 10.2.0.255). None: the member's segment.
+    wake_address: str | None = Field(default=None, max_length=15)
 
 
 class ClientGroup(GroupBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
 
 
+def _check_ipv4(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError(f"not an IPv4 address: {value[:40]!r}") from None
+    return value
+
+
+WakeAddress = Annotated[str | None, AfterValidator(_check_ipv4)]
+
+
 class GroupCreate(Strict):
     name: Name
     description: Description = ""
     variables: Variables = {}
+    wake_address: WakeAddress = None
 
 
 class GroupUpdate(Strict):
     description: Description | None = None
     variables: Variables | None = None
+    wake_address: WakeAddress = None
 
 
 class GroupPublic(RedactsVariables, GroupBase):
@@ -366,6 +388,15 @@ class ClientCreate(Strict):
     mac: Mac
     hostname: Hostname = None
     profile: str | None = None
+    groups: GroupNames = []
+    variables: Variables = {}
+
+
+class DiscoveredApprove(Strict):
+    """An admin's decision on a machine that asked to be registered: it becomes a client."""
+
+    profile: Name
+    hostname: Hostname = None
     groups: GroupNames = []
     variables: Variables = {}
 
@@ -480,6 +511,13 @@ class Discovered(SQLModel, table=True):
     last_ip: str | None = Field(default=None, max_length=45)
     last_arch: str | None = Field(default=None, max_length=32)
     boots: int = 1
+    # Asked for by the machine itself from the unknown-machine menu (iPXE's SMBIOS settings);
+    # nothing installs on it until an admin approves it with a profile.
+    requested_at: datetime | None = timestamp()
+    manufacturer: str | None = Field(default=None, max_length=FACT_MAX)
+    product: str | None = Field(default=None, max_length=FACT_MAX)
+    serial: str | None = Field(default=None, max_length=FACT_MAX)
+    uuid: str | None = Field(default=None, max_length=FACT_MAX)
 
 
 class AdminToken(SQLModel, table=True):
@@ -504,3 +542,140 @@ class Meta(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(max_length=1024)
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+# What hooks subscribe to: the state an event moved the client (or its install) to, and
+# "progress" (a report that changes no state).
+HOOK_EVENTS = (
+    State.PENDING.value,
+    State.BOOTING.value,
+    State.INSTALLING.value,
+    "progress",
+    State.INSTALLED.value,
+    State.FAILED.value,
+    InstallState.CANCELLED.value,
+)
+URL_MAX = 2048
+
+
+def _check_hook_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _check_hook_events(value: list[str]) -> list[str]:
+    unknown = sorted(set(value) - set(HOOK_EVENTS))
+    if unknown:
+        raise ValueError(f"unknown event {', '.join(unknown)} (known: {', '.join(HOOK_EVENTS)})")
+    if not value:
+        raise ValueError("at least one event")
+    return sorted(set(value), key=HOOK_EVENTS.index)
+
+
+class Hook(SQLModel, table=True):
+    """A URL that gets a signed JSON POST for each lifecycle event it subscribes to."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=URL_MAX)
+    events: str = Field(max_length=256)  # comma-separated names from HOOK_EVENTS
+    # The HMAC key; kept in the clear because signing needs it. Shown once, at creation.
+    secret: str = Field(max_length=128)
+    created_at: datetime = timestamp(now=True)
+
+
+class HookCreate(SQLModel):
+    url: Annotated[str, StringConstraints(max_length=URL_MAX), AfterValidator(_check_hook_url)]
+    events: Annotated[list[str], AfterValidator(_check_hook_events)] = list(HOOK_EVENTS)
+
+
+class HookPublic(SQLModel):
+    id: int
+    url: str
+    events: list[str]
+    created_at: UtcDatetime
+    waiting: int = 0  # deliveries not yet made (retrying)
+    undeliverable: int = 0  # deliveries given up after every retry
+
+
+class Delivery(SQLModel, table=True):
+    """The outbox: one POST owed to one hook, written in the transaction of its event, so a
+    restart or a down receiver loses nothing."""
+
+    __table_args__ = (Index("ix_delivery_due", "delivered_at", "next_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hook_id: int = Field(foreign_key="hook.id", index=True, ondelete="CASCADE")
+    body: str = Field(sa_type=Text)
+    created_at: datetime = timestamp(now=True)
+    next_at: datetime = timestamp(now=True)
+    attempts: int = 0
+    leased_until: datetime | None = timestamp()
+    delivered_at: datetime | None = timestamp()
+    gave_up_at: datetime | None = timestamp()
+    last_error: str = Field(default="", max_length=512)
+
+
+# --- scheduled, throttled group reinstalls ("waves") ------------------------------------------
+
+BATCH_MAX = 1000
+
+
+class Wave(SQLModel, table=True):
+    """A group reinstall that starts at `start_at` and keeps at most `batch` members in
+    flight (pending, booting or installing) until every member has had its turn."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    group: str = Field(max_length=63)  # the group's name when the wave was made
+    start_at: datetime = timestamp(now=True)
+    batch: int
+    wake: bool = False
+    state: str = Field(default="scheduled", max_length=16, index=True)  # lifecycle.WaveState
+    created_at: datetime = timestamp(now=True)
+    created_by: str | None = Field(default=None, max_length=64)
+    finished_at: datetime | None = timestamp()
+    version: int = 0  # compare-and-set: one server advances a wave at a time
+
+
+class WaveMember(SQLModel, table=True):
+    wave_id: int = Field(foreign_key="wave.id", primary_key=True, ondelete="CASCADE")
+    client_id: int = Field(foreign_key="client.id", primary_key=True, ondelete="CASCADE")
+    position: int
+    state: str = Field(default="waiting", max_length=16)  # lifecycle.TurnState
+    install_id: int | None = None
+    reason: str = Field(default="", max_length=512)
+    started_at: datetime | None = timestamp()
+    finished_at: datetime | None = timestamp()
+
+
+class WaveCreate(Strict):
+    # JSON has no time type: an ISO 8601 string is the one way to give one (strict=False).
+    at: Annotated[UtcDatetime, Strictness(False)] | None = None  # default: now
+    batch: Annotated[int, Field(ge=1, le=BATCH_MAX)] = 10
+    wake: bool = False
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("give a time zone (e.g. 2026-12-01T22:00+01:00 or ...Z)")
+        return value
+
+
+class WavePublic(SQLModel):
+    id: int
+    group: str
+    start_at: UtcDatetime
+    batch: int
+    wake: bool
+    state: str
+    created_at: UtcDatetime
+    created_by: str | None
+    finished_at: UtcDatetime | None
+    waiting: int = 0
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0

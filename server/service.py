@@ -15,6 +15,7 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from server.app import MAX_BODY, create_app
 from server.backup import serving_lock
+from server.conductor import Conductor
 from server.config import Settings
 from server.errors import BootfleetError, StartupError
 from server.fleet import Fleet
@@ -22,6 +23,7 @@ from server.proxydhcp.service import start_proxy_dhcp
 from server.reaper import Reaper
 from server.tftp.dynamic import make_dynamic
 from server.tftp.server import TftpService
+from server.webhooks import Courier
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,12 @@ def _serve(settings: Settings) -> None:
         raise
     reaper = Reaper(fleet.engine, settings.reap_interval, fleet.retention)
     reaper.start()
+    courier = Courier(fleet.engine, fleet.server_url)
+    courier.start()
+    conductor = Conductor(
+        fleet.engine, fleet.policy, fleet.checks, fleet.waker, settings.wave_interval
+    )
+    conductor.start()
 
     stop = threading.Event()
 
@@ -110,6 +118,8 @@ def _serve(settings: Settings) -> None:
         if proxy is not None:
             proxy.stop()
         reaper.stop()
+        courier.stop()
+        conductor.stop()
         fleet.close()
         log.info("stopped")
 

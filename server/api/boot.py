@@ -4,6 +4,8 @@ PXE has none. Anything that goes wrong here answers with local boot, never an in
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from urllib.parse import unquote
 
 import jinja2
 from flask import Blueprint, Response, request
@@ -15,8 +17,9 @@ from server.bootspec import BootSpec
 from server.context import fleet, peer
 from server.errors import BootfleetError, InvalidInput
 from server.imagefiles import send_image
+from server.macaddr import normalize_mac
 from server.models import Client
-from server.registry import clients
+from server.registry import clients, discovered
 from server.registry.database import session_scope
 from server.version import VERSION
 
@@ -56,6 +59,50 @@ def ipxe_script() -> Response:
     arch = request.args.get("arch") or None
     # A busy registry raises Unavailable: 503, and the chain script's `|| exit` boots the disk.
     spec = f.booter.resolve(mac, arch, peer())
+    if spec.unregistered and f.settings.unknown_menu:
+        spec = replace(spec, action="menu")
+    return _ipxe(spec)
+
+
+@bp.get("/ipxe/register")
+@doc(
+    "From the unknown-machine menu: record this machine and its hardware facts for an admin "
+    "to approve; it then boots from its disk",
+    auth=None,
+    content_type=IPXE,
+    errors=(503,),
+    query={
+        "mac": ("string", "the machine's MAC (iPXE ${mac})"),
+        "manufacturer": ("string", "iPXE ${manufacturer}"),
+        "product": ("string", "iPXE ${product}"),
+        "serial": ("string", "iPXE ${serial}"),
+        "uuid": ("string", "iPXE ${uuid}"),
+    },
+)
+def ipxe_register() -> Response:
+    """Never installs anything: the answer is local boot, whatever was asked."""
+    f = fleet()
+    try:
+        mac = normalize_mac(request.args.get("mac") or "")
+    except InvalidInput:
+        return _ipxe(BootSpec.local(None, "malformed MAC: local boot"))
+    if not f.settings.unknown_menu:
+        return _ipxe(BootSpec.local(mac, "the unknown-machine menu is off: local boot"))
+    # iPXE's :uristring leaves "+" as it is (RFC 3986 allows it), and a query string read as
+    # a form turns "+" into a space ("Q35 + ICH9" came out "Q35   ICH9"): plain percent-decoding.
+    pairs = (p.partition("=") for p in request.query_string.decode("latin-1").split("&"))
+    raw = {name: value for name, _, value in pairs}
+    facts: dict[str, str | None] = {n: unquote(raw.get(n, "")) for n in discovered.FACTS}
+    with session_scope(f.engine, write=True) as s:
+        asked = discovered.request_registration(s, mac, facts, peer())
+    if not asked:
+        return _ipxe(BootSpec.local(mac, "registered already: local boot"))
+    log.info("registration requested by %s (%s)", mac, peer())
+    return _ipxe(BootSpec(action="requested", mac=mac, reason="registration requested"))
+
+
+def _ipxe(spec: BootSpec) -> Response:
+    f = fleet()
     try:
         text = f.renderer.render_boot(spec, "ipxe")
     except (jinja2.TemplateError, InvalidInput) as exc:  # boot/ipxe.j2 edited on disk

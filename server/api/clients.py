@@ -18,12 +18,19 @@ from server.api.schemas import (
     ImportResult,
     InstallDetail,
     InstallList,
+    ReinstallRequest,
 )
 from server.context import fleet, out, peer
 from server.errors import InvalidInput
 from server.lifecycle import STATES
-from server.models import ClientCreate, ClientPublic, ClientUpdate, EventPublic
-from server.registry import clients, events, installs
+from server.models import (
+    ClientCreate,
+    ClientPublic,
+    ClientUpdate,
+    DiscoveredApprove,
+    EventPublic,
+)
+from server.registry import clients, discovered, events, installs, wakes
 from server.registry.database import session_scope
 
 bp = admin_blueprint("clients", __name__)
@@ -99,13 +106,22 @@ def delete_client(mac: str) -> Response:
 
 
 @bp.post("/clients/<mac>/reinstall")
-@doc("Reinstall at the next network boot", response=Accepted)
+@doc(
+    "Reinstall at the next network boot; `wake` also sends Wake-on-LAN",
+    body=ReinstallRequest,
+    response=Accepted,
+)
 def reinstall(mac: str) -> Response:
     f = fleet()
+    ask = parse(ReinstallRequest)
     with session_scope(f.engine, write=True) as s:
         client = clients.get(s, mac)
         install = installs.reinstall(s, client, f.policy, f.checks, peer())
-        return out(Accepted(state=client.state, install=install.id or 0))
+        done = Accepted(state=client.state, install=install.id or 0)
+        mac = client.mac
+    if ask.wake:
+        ((_, done.wake),) = wakes.wake(f.engine, f.waker, [mac], peer())
+    return out(done)
 
 
 @bp.post("/clients/<mac>/cancel")
@@ -165,9 +181,24 @@ def import_clients() -> Response:
     return out(ImportResult(imported=count))
 
 
+@bp.post("/discovered/<mac>/approve")
+@doc(
+    "Register a machine that asked to be (from the unknown-machine menu) with a profile",
+    body=DiscoveredApprove,
+    response=ClientPublic,
+    status=201,
+)
+def approve_discovered(mac: str) -> Response:
+    data = parse(DiscoveredApprove)
+    create = ClientCreate.model_validate({"mac": mac, **data.model_dump()})
+    with session_scope(fleet().engine, write=True) as s:
+        row = discovered.approve(s, create, fleet().checks, peer())
+        return out(clients.public(s, row), 201)
+
+
 @bp.get("/discovered")
 @doc("Machines that network-booted without being registered", response=DiscoveredList)
-def discovered() -> Response:
+def discovered_list() -> Response:
     with session_scope(fleet().engine) as s:
         rows = events.list_discovered(s)
         items = [DiscoveredPublic.model_validate(d, from_attributes=True) for d in rows]

@@ -7,10 +7,10 @@ from flask import Response
 from server.api.auth import admin_blueprint
 from server.api.body import parse
 from server.api.docs import doc
-from server.api.schemas import GroupList, GroupReinstall, Skipped
+from server.api.schemas import GroupList, GroupReinstall, ReinstallRequest, Skipped, Woken
 from server.context import fleet, out, peer
-from server.models import GroupCreate, GroupPublic, GroupUpdate
-from server.registry import bulk, groups, installs
+from server.models import GroupCreate, GroupPublic, GroupUpdate, WaveCreate, WavePublic
+from server.registry import bulk, groups, installs, wakes, waves
 from server.registry.database import session_scope
 
 bp = admin_blueprint("groups", __name__)
@@ -55,19 +55,40 @@ def delete_group(name: str) -> Response:
 
 
 @bp.post("/groups/<name>/reinstall")
-@doc("Request a reinstall of every member that can take one", response=GroupReinstall)
+@doc(
+    "Request a reinstall of every member that can take one, now (`wake`: and wake them)",
+    body=ReinstallRequest,
+    response=GroupReinstall,
+)
 def reinstall_group(name: str) -> Response:
     """Each member is its own transaction: one busy machine does not hold back the rest."""
     f = fleet()
+    ask = parse(ReinstallRequest)
     with session_scope(f.engine) as s:
         ids = groups.member_ids(s, name)
     who = peer()
     outcomes = bulk.each(
         f.engine, ids, lambda s, c: installs.reinstall(s, c, f.policy, f.checks, who)
     )
-    return out(
-        GroupReinstall(
-            requested=[mac for mac, why in outcomes if why is None],
-            skipped=[Skipped(mac=mac, reason=why) for mac, why in outcomes if why is not None],
-        )
+    done = GroupReinstall(
+        requested=[mac for mac, why in outcomes if why is None],
+        skipped=[Skipped(mac=mac, reason=why) for mac, why in outcomes if why is not None],
     )
+    if ask.wake:
+        said = wakes.wake(f.engine, f.waker, done.requested, peer())
+        done.woken = [Woken(mac=mac, wake=what) for mac, what in said]
+    return out(done)
+
+
+@bp.post("/groups/<name>/waves")
+@doc(
+    "Schedule a wave: reinstall the members from `at`, at most `batch` in flight at once",
+    body=WaveCreate,
+    response=WavePublic,
+    status=201,
+)
+def schedule_wave(name: str) -> Response:
+    data = parse(WaveCreate)
+    with session_scope(fleet().engine, write=True) as s:
+        wave = waves.schedule(s, name, data, peer())
+        return out(waves.public(s, wave), 201)

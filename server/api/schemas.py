@@ -11,10 +11,27 @@ from server.models import (
     ClientPublic,
     EventPublic,
     GroupPublic,
+    HookPublic,
     InstallPublic,
     ProfilePublic,
+    Strict,
     UtcDatetime,
+    WavePublic,
 )
+
+
+class Woken(SQLModel):
+    mac: str
+    wake: str
+
+
+class WaveTurn(SQLModel):
+    mac: str
+    hostname: str | None
+    state: str
+    reason: str
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
 
 
 class ErrorDetail(SQLModel):
@@ -35,6 +52,14 @@ class ClientPage(SQLModel):
 
 class ProfileList(SQLModel):
     items: list[ProfilePublic]
+
+
+class HookList(SQLModel):
+    items: list[HookPublic]
+
+
+class HookCreated(HookPublic):
+    secret: str  # the HMAC key the receiver checks signatures with; shown only here
 
 
 class GroupList(SQLModel):
@@ -62,14 +87,28 @@ class Skipped(SQLModel):
     reason: str
 
 
-class GroupReinstall(SQLModel):
-    requested: list[str]
-    skipped: list[Skipped]
-
-
 class Accepted(SQLModel):
     state: str
     install: int
+    wake: str | None = None  # what Wake-on-LAN did, when asked for
+
+
+class ReinstallRequest(Strict):
+    wake: bool = False  # send a Wake-on-LAN packet once the reinstall is recorded
+
+
+class GroupReinstall(SQLModel):
+    requested: list[str]
+    skipped: list[Skipped]
+    woken: list[Woken] = []
+
+
+class WaveList(SQLModel):
+    items: list[WavePublic]
+
+
+class WaveDetail(WavePublic):
+    members: list[WaveTurn]
 
 
 class DiscoveredPublic(SQLModel):
@@ -79,6 +118,11 @@ class DiscoveredPublic(SQLModel):
     last_ip: str | None
     last_arch: str | None
     boots: int
+    requested_at: UtcDatetime | None = None
+    manufacturer: str | None = None
+    product: str | None = None
+    serial: str | None = None
+    uuid: str | None = None
 
 
 class DiscoveredList(SQLModel):

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from server.cli import backup, images, registry, serve
+from server.cli import backup, discovered, hooks, images, registry, serve, waves
 from server.cli.options import friendly, open_fleet, registry_options, settings_from
 from server.config import Settings
 from server.errors import BootfleetError
@@ -120,7 +120,7 @@ def db_migrate(dry_run: bool, **kwargs: Any) -> None:
 
 for command in [serve.serve, *registry.COMMANDS, images.images, images.templates]:
     main.add_command(command)
-for command in backup.COMMANDS:
+for command in [*hooks.COMMANDS, *waves.COMMANDS, *discovered.COMMANDS, *backup.COMMANDS]:
     main.add_command(command)
 for command in backup.DB_COMMANDS:
     db.add_command(command)

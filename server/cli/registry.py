@@ -12,6 +12,7 @@ from server.cli.options import friendly, open_fleet, registry_options
 from server.cli.table import emit, emit_one
 from server.errors import InvalidInput
 from server.models import (
+    BATCH_MAX,
     Client,
     ClientCreate,
     ClientUpdate,
@@ -20,8 +21,9 @@ from server.models import (
     ProfileCreate,
     ProfilePublic,
     ProfileUpdate,
+    WaveCreate,
 )
-from server.registry import bulk, clients, events, groups, installs, profiles
+from server.registry import bulk, clients, events, groups, installs, profiles, wakes, waves
 from server.registry.database import session_scope
 
 json_flag = click.option("--json", "as_json", is_flag=True, help="JSON output.")
@@ -268,11 +270,17 @@ def client_delete(mac: str, **kw: Any) -> None:
     click.echo(f"client {row.mac} deleted")
 
 
+wake_flag = click.option(
+    "--wake", is_flag=True, help="Also send a Wake-on-LAN packet to each machine."
+)
+
+
 @click.command("reinstall")
 @registry_options
 @click.argument("macs", nargs=-1, required=True)
+@wake_flag
 @friendly
-def reinstall(macs: tuple[str, ...], **kw: Any) -> None:
+def reinstall(macs: tuple[str, ...], wake: bool, **kw: Any) -> None:
     """Reinstall these machines at their next network boot."""
     fleet = open_fleet(kw)
     for mac in macs:
@@ -280,6 +288,9 @@ def reinstall(macs: tuple[str, ...], **kw: Any) -> None:
             client = clients.get(s, mac)
             install = installs.reinstall(s, client, fleet.policy, fleet.checks, "cli")
         click.echo(f"{client.mac}: pending (install {install.id})")
+        if wake:
+            for woken, what in wakes.wake(fleet.engine, fleet.waker, [client.mac], "cli"):
+                click.echo(f"{woken}: {what}")
 
 
 @click.command("cancel")
@@ -348,11 +359,19 @@ def group_list(as_json: bool, **kw: Any) -> None:
 @registry_options
 @click.argument("name")
 @click.option("--description", default="")
+@click.option("--wake-address", help="Wake-on-LAN to this IPv4 address (a routed broadcast).")
 @var_option
 @friendly
-def group_create(name: str, description: str, variables: tuple[str, ...], **kw: Any) -> None:
+def group_create(
+    name: str, description: str, wake_address: str | None, variables: tuple[str, ...], **kw: Any
+) -> None:
     fleet = open_fleet(kw)
-    data = GroupCreate(name=name, description=description, variables=parse_vars(variables))
+    data = GroupCreate(
+        name=name,
+        description=description,
+        variables=parse_vars(variables),
+        wake_address=wake_address,
+    )
     with session_scope(fleet.engine, write=True) as s:
         groups.create(s, data)
     click.echo(f"group {name} created")
@@ -372,18 +391,46 @@ def group_delete(name: str, **kw: Any) -> None:
 @group_group.command("reinstall")
 @registry_options
 @click.argument("name")
+@click.option(
+    "--at",
+    "at",
+    help="Start then (ISO 8601, e.g. 2026-12-01T22:00; local time "
+    "unless it names a zone): a wave the running server carries out.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, BATCH_MAX),
+    help="At most this many in flight at once (a wave; default 10 with --at).",
+)
+@wake_flag
 @friendly
-def group_reinstall(name: str, **kw: Any) -> None:
-    """Reinstall every member of the group that is not already being reinstalled."""
+def group_reinstall(name: str, at: str | None, batch: int | None, wake: bool, **kw: Any) -> None:
+    """Reinstall every member of the group that is not already being reinstalled: now, or
+    as a wave (--at and/or --batch) that `bootfleet serve` carries out."""
     fleet = open_fleet(kw)
+    if at is not None or batch is not None:
+        data = WaveCreate(at=waves.parse_start(at, "--at"), batch=batch or 10, wake=wake)
+        with session_scope(fleet.engine, write=True) as s:
+            wave = waves.public(s, waves.schedule(s, name, data, "cli"))
+        click.echo(
+            f"wave {wave.id}: {wave.waiting} members of {name} from "
+            f"{wave.start_at.isoformat(timespec='minutes')}, {wave.batch} at a time"
+            + (", each woken at its turn" if wake else "")
+        )
+        return
     with session_scope(fleet.engine) as s:
         ids = groups.member_ids(s, name)
 
     def one(s: Session, client: Client) -> object:
         return installs.reinstall(s, client, fleet.policy, fleet.checks, "cli")
 
-    for mac, why in bulk.each(fleet.engine, ids, one):
+    outcomes = bulk.each(fleet.engine, ids, one)
+    for mac, why in outcomes:
         click.echo(f"{mac}: pending" if why is None else f"{mac}: skipped ({why})")
+    if wake:
+        requested = [mac for mac, why in outcomes if why is None]
+        for mac, what in wakes.wake(fleet.engine, fleet.waker, requested, "cli"):
+            click.echo(f"{mac}: {what}")
 
 
 COMMANDS = [profile_group, client_group, group_group, reinstall, cancel, client_events]

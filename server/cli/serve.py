@@ -31,6 +31,14 @@ from server.cli.options import friendly, registry_options, settings_from
 @click.option("--progress-timeout", type=int, help="Seconds without progress (7200).")
 @click.option("--grace-seconds", type=int, help="Re-read window for installer configs (120).")
 @click.option("--reap-interval", type=float, help="Seconds between deadline checks (30).")
+@click.option("--wave-interval", type=float, help="Seconds between rounds of waves (5).")
+@click.option(
+    "--unknown-menu",
+    "unknown_menu",
+    flag_value=True,
+    default=None,
+    help="Offer unregistered iPXE machines a menu: disk (default) or request registration.",
+)
 @click.option("--discovered-max", type=int, help="Unregistered machines kept, newest (10000).")
 @click.option("--events-per-mac", type=int, help="Events kept per MAC, newest (1000).")
 @click.option("--event-days", type=int, help="Days an event is kept (365).")

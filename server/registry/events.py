@@ -12,6 +12,7 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, select
 
 from server.models import Client, Discovered, Event, utcnow
+from server.registry import hooks
 
 DISCOVERED_DETAIL = "unregistered machine network-booted: local boot"
 _EVENT = Event.__table__  # type: ignore[attr-defined]
@@ -54,13 +55,20 @@ def record_many(
     session: Session | Connection, items: Iterable[tuple[str, str, str, str | None, datetime]]
 ) -> None:
     """Append (mac, kind, detail, source, at) events with one INSERT, however many."""
-    conn = session.connection() if isinstance(session, Session) else session
     values = [
         {"mac": mac, "at": at, "kind": kind, "detail": detail[:2048], "source": source}
         for mac, kind, detail, source, at in items
     ]
-    if values:
-        conn.execute(_NEW_EVENT, values)
+    if not values:
+        return
+    if isinstance(session, Session):
+        if any(v["kind"] in hooks.HOOKED_KINDS for v in values):
+            session.flush()  # the client and install as this event leaves them, for its hooks
+        conn = session.connection()
+    else:
+        conn = session
+    conn.execute(_NEW_EVENT, values)
+    hooks.enqueue(conn, values)
 
 
 def list_events(session: Session, mac: str, limit: int = 200) -> list[Event]:

@@ -75,7 +75,7 @@ def update(session: Session, name: str, data: GroupUpdate) -> ClientGroup:
     for key, value in data.model_dump(exclude_unset=True).items():
         if key == "variables" and value is not None:
             value = keep_redacted(value, row.variables)
-        if value is not None:
+        if value is not None or key == "wake_address":  # null clears the address
             setattr(row, key, value)
     session.add(row)
     return row
@@ -146,3 +146,15 @@ def set_membership(session: Session, client: Client, names: list[str]) -> None:
     session.flush()
     for group in ensure(session, names):
         session.add(ClientGroupLink(client_id=client.id, group_id=group.id))  # type: ignore[arg-type]
+
+
+def wake_address_for(session: Session, client_id: int) -> str | None:
+    """The Wake-on-LAN address of the client's first group (by name) that sets one."""
+    stmt = (
+        select(ClientGroup.wake_address)
+        .join(ClientGroupLink, col(ClientGroupLink.group_id) == ClientGroup.id)
+        .where(ClientGroupLink.client_id == client_id)
+        .where(col(ClientGroup.wake_address).is_not(None))
+        .order_by(col(ClientGroup.name))
+    )
+    return session.exec(stmt).first()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Index, Table, inspect
+from sqlalchemy import Index, Table, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, select
 
@@ -51,6 +51,30 @@ def _v2_time_indexes(conn: Connection) -> None:
         _index(table, name).create(conn, checkfirst=True)
 
 
+def _v3_rooms(conn: Connection) -> None:
+    """Webhooks and their outbox, waves and their members (new tables); a group's
+    Wake-on-LAN address, and the facts a machine reports when it asks to be registered
+    (new nullable columns, added only where step 1 did not create them already)."""
+    new = [models.Hook, models.Delivery, models.Wave, models.WaveMember]
+    SQLModel.metadata.create_all(conn, tables=[m.__table__ for m in new])  # type: ignore[attr-defined]
+    _add_columns(conn, "clientgroup", {"wake_address": "VARCHAR(15)"})
+    fact = f"VARCHAR({models.FACT_MAX})"
+    stamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    columns = {
+        "requested_at": stamp,
+        **dict.fromkeys(("manufacturer", "product", "serial", "uuid"), fact),
+    }
+    _add_columns(conn, "discovered", columns)
+
+
+def _add_columns(conn: Connection, table: str, columns: dict[str, str]) -> None:
+    """ALTER TABLE ADD COLUMN for each nullable column `table` does not have yet."""
+    have = {c["name"] for c in inspect(conn).get_columns(table)}
+    for name, sql_type in columns.items():
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+
+
 MIGRATIONS: list[Step] = [
     Step(1, "create every table (an empty database)", _v1_initial),
     Step(
@@ -58,6 +82,12 @@ MIGRATIONS: list[Step] = [
         "index event.at and discovered.last_seen_at (retention, the discovered list);"
         " no row changes",
         _v2_time_indexes,
+    ),
+    Step(
+        3,
+        "add tables hook, delivery, wave, wavemember; add clientgroup.wake_address and"
+        " discovered.requested_at/manufacturer/product/serial/uuid; no row changes",
+        _v3_rooms,
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

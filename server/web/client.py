@@ -13,7 +13,7 @@ from sqlmodel import Session
 from server.context import fleet
 from server.errors import BootfleetError, InvalidInput
 from server.models import Client, ClientUpdate, Profile
-from server.registry import assignments, clients, events, installs, profiles
+from server.registry import assignments, clients, events, installs, profiles, wakes
 from server.registry.database import session_scope
 from server.web.auth import actor
 from server.web.blueprint import bp
@@ -128,6 +128,9 @@ def client_reinstall(mac: str) -> ResponseReturnValue:
         row = clients.get(s, mac)
         install = installs.reinstall(s, row, f.policy, f.checks, actor())
     flash(f"Reinstall requested (install {install.id}); it starts at the next network boot.", "ok")
+    if request.form.get("wake") == "1":
+        for _, what in wakes.wake(f.engine, f.waker, [row.mac], actor()):
+            flash(what[:1].upper() + what[1:] + ".", "ok" if " sent to " in what else "error")
     return redirect(url_for("web.client_page", mac=row.mac), 303)
 
 

@@ -138,6 +138,7 @@ def test_reinstall_and_group_reinstall(
     assert r.json == {
         "requested": [MAC2],
         "skipped": [{"mac": registered, "reason": message}],
+        "woken": [],
     }, r.text
 
 

@@ -48,7 +48,7 @@ class Bootfleet:
     profiles: set[str] = field(default_factory=set)
     boot_timeout: int = BOOT_TIMEOUT
     progress_timeout: int = PROGRESS_TIMEOUT
-    serve_args: tuple[str, ...] = ()  # more `bootfleet serve` flags (the proxyDHCP lab's)
+    serve_args: tuple[str, ...] = ()  # more `bootfleet serve` flags (proxyDHCP, --unknown-menu)
 
     @property
     def data_dir(self) -> Path:

@@ -85,7 +85,10 @@ def schema(url: str) -> dict[str, Any]:
         found = inspect(engine)
         return {
             table: (
-                [(c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(table)],
+                # by name: ALTER TABLE ADD COLUMN appends, create_all follows the model
+                sorted(
+                    (c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(table)
+                ),
                 sorted((i["name"], tuple(i["column_names"])) for i in found.get_indexes(table)),
                 sorted(tuple(u["column_names"]) for u in found.get_unique_constraints(table)),
                 found.get_pk_constraint(table)["constrained_columns"],
@@ -96,17 +99,29 @@ def schema(url: str) -> dict[str, Any]:
         engine.dispose()
 
 
-def every_row(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+def every_row(
+    engine: Engine, columns: dict[str, list[str]] | None = None
+) -> dict[str, list[tuple[Any, ...]]]:
     """Every table's rows in primary-key order, read through the database's own catalogue
-    (not today's models), so a column that lost or changed data would show."""
+    (not today's models), so a column that lost or changed data would show. With `columns`
+    (table -> column names), only those tables and columns: what an older schema had."""
     meta = MetaData()
     meta.reflect(engine)
     rows = {}
     with engine.connect() as conn:
         for name, table in meta.tables.items():
+            if columns is not None and name not in columns:
+                continue
+            cols = [table.c[c] for c in columns[name]] if columns is not None else table.columns
             order = list(table.primary_key.columns) or list(table.columns)
-            rows[name] = [tuple(r) for r in conn.execute(select(table).order_by(*order))]
+            rows[name] = [tuple(r) for r in conn.execute(select(*cols).order_by(*order))]
     return rows
+
+
+def column_names(engine: Engine) -> dict[str, list[str]]:
+    meta = MetaData()
+    meta.reflect(engine)
+    return {name: [c.name for c in table.columns] for name, table in meta.tables.items()}
 
 
 def settings_for(url: str, tmp_path: Path) -> Settings:
@@ -133,12 +148,19 @@ def test_the_fixture_is_schema_1_with_rows_in_every_table(v1_url: str) -> None:
 def test_the_new_release_keeps_every_row(v1_url: str, tmp_path: Path) -> None:
     engine = make_engine(v1_url)
     before = every_row(engine)
+    v1_columns = column_names(engine)
     engine.dispose()
 
     fleet = Fleet.open(settings_for(v1_url, tmp_path))  # what `bootfleet serve` runs first
     try:
-        after = every_row(fleet.engine)
-        assert current_version(fleet.engine) == SCHEMA_VERSION == 2
+        after = every_row(fleet.engine, v1_columns)
+        # what later schemas added: new tables empty, new columns empty (NULL) in every row
+        for name, cols in column_names(fleet.engine).items():
+            added = [c for c in cols if c not in v1_columns.get(name, [])]
+            if added:
+                values = every_row(fleet.engine, {name: added})[name]
+                assert all(v is None for row in values for v in row), (name, added)
+        assert current_version(fleet.engine) == SCHEMA_VERSION == 3
         version_row = ("schema_version", str(SCHEMA_VERSION))
         assert after.pop("meta") == [version_row] and before.pop("meta") == [
             ("schema_version", "1")
@@ -191,9 +213,11 @@ def test_dry_run_names_the_pending_step_and_changes_nothing(v1_url: str) -> None
     )
     assert out.exit_code == 0, out.output
     assert out.output.splitlines() == [
-        "schema at version 1; migrate would run 1 step(s):",
+        "schema at version 1; migrate would run 2 step(s):",
         "  1 -> 2: index event.at and discovered.last_seen_at (retention, the discovered list);"
         " no row changes",
+        "  2 -> 3: add tables hook, delivery, wave, wavemember; add clientgroup.wake_address and"
+        " discovered.requested_at/manufacturer/product/serial/uuid; no row changes",
     ]
     engine = make_engine(v1_url)
     try:
@@ -207,6 +231,7 @@ def test_a_backup_of_the_old_release_restores_into_the_new(tmp_path: Path) -> No
     old = load_sqlite(tmp_path / "backup" / "bootfleet-0.1.0.db")
     engine = make_engine(old)
     before = every_row(engine)
+    v1_columns = column_names(engine)
     engine.dispose()
     data = tmp_path / "data"
     url = f"sqlite:///{data / 'bootfleet.db'}"
@@ -217,7 +242,7 @@ def test_a_backup_of_the_old_release_restores_into_the_new(tmp_path: Path) -> No
     engine = make_engine(url)
     try:
         assert current_version(engine) == SCHEMA_VERSION
-        after = every_row(engine)
+        after = every_row(engine, v1_columns)
         assert after.pop("meta") == [("schema_version", str(SCHEMA_VERSION))]
         before.pop("meta")
         assert after == before
