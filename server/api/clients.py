@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, request
+from pydantic import ValidationError
 
 from server.api.auth import admin_blueprint
 from server.api.body import parse, query_int
@@ -21,7 +22,7 @@ from server.api.schemas import (
     ReinstallRequest,
 )
 from server.context import fleet, out, peer
-from server.errors import InvalidInput
+from server.errors import InvalidInput, describe
 from server.lifecycle import STATES
 from server.models import (
     ClientCreate,
@@ -190,7 +191,10 @@ def import_clients() -> Response:
 )
 def approve_discovered(mac: str) -> Response:
     data = parse(DiscoveredApprove)
-    create = ClientCreate.model_validate({"mac": mac, **data.model_dump()})
+    try:
+        create = ClientCreate.model_validate({"mac": mac, **data.model_dump()})
+    except ValidationError as exc:  # the MAC in the path: a 400 naming it, as for a body
+        raise describe(exc) from None
     with session_scope(fleet().engine, write=True) as s:
         row = discovered.approve(s, create, fleet().checks, peer())
         return out(clients.public(s, row), 201)

@@ -160,3 +160,10 @@ def test_the_dashboard_shows_who_asked(fleet: Fleet, menu_client: FlaskClient, t
     menu_client.get(f"/ipxe/register?mac={UNKNOWN}&{FACTS}")
     page = sign_in(menu_client, token).get("/ui/").text
     assert "asked to be registered</strong>: QEMU Standard PC (Q35 + ICH9, 2009), serial S1" in page
+
+
+@pytest.mark.parametrize("mac", ["000000000000", "ffffffffffff", "nonsense"])
+def test_approving_a_bad_mac_is_a_400(menu_client: FlaskClient, auth: dict, mac: str) -> None:
+    """Found by the schemathesis run: these were a 500."""
+    r = menu_client.post(f"/api/v1/discovered/{mac}/approve", json={"profile": "p"}, headers=auth)
+    assert r.status_code == 400 and r.json["error"]["field"] == "mac", r.text
