@@ -19,7 +19,18 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 
 from server.fleet import Fleet
-from server.web import auth, client, clients, dashboard, images, pages, profiles, waves
+from server.web import (
+    auth,
+    client,
+    clients,
+    dashboard,
+    discovered,
+    hooks,
+    images,
+    pages,
+    profiles,
+    waves,
+)
 from server.web.blueprint import bp
 
 SESSION_LIFETIME = timedelta(hours=12)  # idle time after which a browser must sign in again
@@ -64,4 +75,16 @@ def _root() -> ResponseReturnValue:
     return redirect(url_for("web.dashboard"))
 
 
-__all__ = ["auth", "bp", "client", "clients", "dashboard", "images", "pages", "profiles", "waves"]
+__all__ = [
+    "auth",
+    "bp",
+    "client",
+    "clients",
+    "dashboard",
+    "discovered",
+    "hooks",
+    "images",
+    "pages",
+    "profiles",
+    "waves",
+]

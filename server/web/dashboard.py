@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from server.context import fleet
 from server.lifecycle import ACTIVE
-from server.registry import clients, events, installs
+from server.registry import clients, events, installs, profiles
 from server.registry.database import session_scope
 from server.web.blueprint import bp
 from server.web.pages import page
@@ -44,7 +44,9 @@ def unregistered() -> list[Any]:
 
 @bp.get("/")
 def dashboard() -> ResponseReturnValue:
-    return page("dashboard.html", discovered=unregistered(), **overview())
+    with session_scope(fleet().engine) as s:
+        names = [p.name for p in profiles.list_all(s)]
+    return page("dashboard.html", discovered=unregistered(), profiles=names, **overview())
 
 
 @bp.get("/live/dashboard.json")

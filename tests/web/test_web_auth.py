@@ -213,8 +213,10 @@ def ui_routes(app: Flask) -> list[tuple[str, str]]:
             continue
         url = rule.rule.replace("<mac>", MAC).replace("<name>", "debian12")
         url = url.replace("<int:install_id>", "1").replace("<path:rest>", "no/such/page")
-        url = url.replace("<int:wave_id>", "1").replace(
-            "<any(pause, resume, cancel):action>", "pause"
+        url = (
+            url.replace("<int:hook_id>", "1")
+            .replace("<int:wave_id>", "1")
+            .replace("<any(pause, resume, cancel):action>", "pause")
         )
         assert "<" not in url, f"no sample value for {rule.rule}"
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
