@@ -46,6 +46,9 @@ FAILURE_LOG_MAX = 64 * 1024
 IMAGE_REF_MAX = 1024
 CMDLINE_MAX = 4096
 DESCRIPTION_MAX = 1024
+# The largest id a row can have: PostgreSQL's INTEGER (SQLite's is 2**63 - 1). An id from a
+# URL past it is no row, not a database error.
+ROW_ID_MAX = 2**31 - 1
 FACT_MAX = 128  # one hardware fact a machine reports (SMBIOS strings are short)
 
 

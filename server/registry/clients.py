@@ -22,6 +22,7 @@ from server.errors import Conflict, InvalidInput, NotFound, describe
 from server.lifecycle import State
 from server.macaddr import mac_fragment, normalize_mac
 from server.models import (
+    ROW_ID_MAX,
     Client,
     ClientCreate,
     ClientGroupLink,
@@ -121,7 +122,7 @@ def delete(session: Session, mac: str, actor: str | None) -> Client:
 
 def owned_install(session: Session, client: Client, install_id: int) -> Install:
     """Install `install_id` if it is one of `client`'s, else NotFound."""
-    row = session.get(Install, install_id)
+    row = session.get(Install, install_id) if 0 < install_id <= ROW_ID_MAX else None
     if row is None or row.client_id != client.id:
         raise NotFound(f"client {client.mac} has no install {install_id}")
     return row

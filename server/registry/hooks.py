@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from server.errors import NotFound
 from server.lifecycle import InstallState, State
 from server.models import (
+    ROW_ID_MAX,
     Client,
     Delivery,
     Hook,
@@ -51,7 +52,7 @@ def add(session: Session, data: HookCreate) -> Hook:
 
 
 def get(session: Session, hook_id: int) -> Hook:
-    hook = session.get(Hook, hook_id)
+    hook = session.get(Hook, hook_id) if 0 < hook_id <= ROW_ID_MAX else None
     if hook is None:
         raise NotFound(f"no hook {hook_id}")
     return hook

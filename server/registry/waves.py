@@ -16,7 +16,16 @@ from sqlmodel import Session, col, select
 
 from server.errors import BootfleetError, Conflict, InvalidInput, NotFound
 from server.lifecycle import ACTIVE, WAVE_OPEN, State, TurnState, WaveState
-from server.models import Client, Install, Wave, WaveCreate, WaveMember, WavePublic, utcnow
+from server.models import (
+    ROW_ID_MAX,
+    Client,
+    Install,
+    Wave,
+    WaveCreate,
+    WaveMember,
+    WavePublic,
+    utcnow,
+)
 from server.registry import groups, installs
 from server.registry.installs import Checks, Policy
 
@@ -53,7 +62,7 @@ def schedule(session: Session, group_name: str, data: WaveCreate, actor: str | N
 
 
 def get(session: Session, wave_id: int) -> Wave:
-    wave = session.get(Wave, wave_id)
+    wave = session.get(Wave, wave_id) if 0 < wave_id <= ROW_ID_MAX else None
     if wave is None:
         raise NotFound(f"no wave {wave_id}")
     return wave

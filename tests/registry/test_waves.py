@@ -12,7 +12,7 @@ from server.errors import Conflict, NotFound
 from server.fleet import Fleet
 from server.lifecycle import WaveState
 from server.models import WaveCreate, utcnow
-from server.registry import waves
+from server.registry import hooks, waves
 from server.registry.database import session_scope
 from tests.conftest import PROFILE
 from tests.helpers import boot_installer, state
@@ -130,3 +130,14 @@ def test_two_servers_advancing_at_once_one_wins(fleet: Fleet, room: list[str]) -
     assert advance(fleet, wave) == room[:2]
     with session_scope(fleet.engine, write=True) as s, pytest.raises(Conflict):
         waves._bump(s, stale, state=WaveState.RUNNING.value)
+
+
+def test_an_id_past_any_row_is_not_found(fleet: Fleet) -> None:
+    """Found by the schemathesis run: 2**72 in a URL was a 500 (SQLite cannot bind it,
+    PostgreSQL's INTEGER cannot hold it)."""
+    with session_scope(fleet.engine) as s:
+        for wave_id in (0, -1, 2**31, 2**72):
+            with pytest.raises(NotFound):
+                waves.get(s, wave_id)
+            with pytest.raises(NotFound):
+                hooks.get(s, wave_id)
