@@ -189,7 +189,7 @@ def config_section(
     n, secs = (1000, 3.0) if quick else (20000, 10.0)
 
     def unregistered(i: int) -> str:  # a new machine: not in the registry (yet)
-        return "pxelinux.cfg/01-" + registry.mac(0x7F000000 + i).replace(":", "-")
+        return "pxelinux.cfg/01-" + registry.mac(registry.UNREGISTERED + i).replace(":", "-")
 
     servers: list[tuple[str, Server, Callable[[int], str]]] = [
         ("bootfleet", ours, name_for),

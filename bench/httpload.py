@@ -19,7 +19,7 @@ setup = function(thread)
 end
 request = function()
   n = n + 1
-  local i = (n * 7 + offset) % count
+  local i = {base} + (n * 7 + offset) % count
   local path = string.format("/ipxe?mac=52:54:%02x:%02x:%02x:%02x&arch=x86_64",
     math.floor(i / 16777216) % 256, math.floor(i / 65536) % 256,
     math.floor(i / 256) % 256, i % 256)
@@ -88,6 +88,7 @@ def wrk(
     return parse_wrk(out)
 
 
-def write_rotate_script(path: Path, count: int) -> Path:
-    path.write_text(ROTATE_MACS_LUA.replace("{count}", str(count)))
+def write_rotate_script(path: Path, count: int, base: int = 0) -> Path:
+    """A wrk script asking /ipxe for `count` MACs in turn, from bench.registry.mac(base)."""
+    path.write_text(ROTATE_MACS_LUA.replace("{count}", str(count)).replace("{base}", str(base)))
     return path

@@ -21,6 +21,9 @@ PROFILE = {
 }
 
 
+UNREGISTERED = 0x7F000000  # mac(i) from here on is never registered: a machine nobody knows
+
+
 def mac(i: int) -> str:
     """The i-th benchmark MAC (the wrk script computes the same ones)."""
     return "52:54:" + ":".join(f"{(i >> s) & 255:02x}" for s in (24, 16, 8, 0))

@@ -250,6 +250,14 @@ def markdown(r: dict[str, Any]) -> str:
                 f"{ours['errors']} | "
                 f"{fmt(ratio(ours['requests_per_s'], ceil['requests_per_s']))}x | {_cpu_us(ours)} |"
             )
+            if "unregistered" in http:
+                un = http["unregistered"]
+                lines.append(
+                    f"| Bootfleet `GET /ipxe?mac=`, 2,000 unregistered MACs (each boot written) | "
+                    f"{un['requests_per_s']:.0f} | {fmt(un['p50_ms'])} | {fmt(un['p99_ms'])} | "
+                    f"{un['errors']} | "
+                    f"{fmt(ratio(un['requests_per_s'], ceil['requests_per_s']))}x | {_cpu_us(un)} |"
+                )
             if "static_route" in http:
                 fl = http["static_route"]
                 lines.append(
@@ -407,6 +415,10 @@ def chart(r: dict[str, Any], path: Path) -> Path:
         labels = ["Bootfleet\n/ipxe"]
         values = [http["bootfleet"]["requests_per_s"]]
         bar_colors = [colors["bootfleet"]]
+        if "unregistered" in http:
+            labels.append("Bootfleet\n/ipxe unregistered")
+            values.append(http["unregistered"]["requests_per_s"])
+            bar_colors.append("#c88")
         if "static_route" in http:
             labels.append("Bootfleet\n/boot.ipxe (no DB)")
             values.append(http["static_route"]["requests_per_s"])

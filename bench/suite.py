@@ -17,6 +17,7 @@ from typing import Any
 
 from bench import httpload, tftpc
 from bench.peers import LOOPBACK, READY_FILE, Server, cpu_seconds, machine_cpu, rss_kib
+from bench.registry import UNREGISTERED
 
 KERNEL = "kernel.bin"  # 14 MiB
 LOADER = "loader.bin"  # 1 MiB
@@ -191,7 +192,8 @@ def window(
 def ipxe_http(
     bootfleet: Server, nginx: Server, nginx_root: Path, clients: int, work: Path, seconds: int
 ) -> dict[str, Any]:
-    """/ipxe over HTTP for rotating registered MACs, and nginx's static file of that size."""
+    """/ipxe over HTTP for rotating registered MACs, for MACs nobody registered (each boot
+    counted in the discovered list: a write), and nginx's static file of that size."""
     assert bootfleet.http_port is not None and nginx.http_port is not None
     import urllib.request
 
@@ -200,9 +202,12 @@ def ipxe_http(
         body = r.read()
     (nginx_root / "ipxe-same-size.txt").write_bytes(b"#" * len(body))
     script = httpload.write_rotate_script(work / "rotate-macs.lua", clients)
+    # 2,000 machines nobody registered, booting again and again (a lab before its import)
+    unknown = httpload.write_rotate_script(work / "unknown-macs.lua", 2000, base=UNREGISTERED)
     base = f"http://{LOOPBACK}:{bootfleet.http_port}"
     loads = {
         "bootfleet": (bootfleet, base, script),
+        "unregistered": (bootfleet, base, unknown),
         "nginx": (nginx, f"http://{LOOPBACK}:{nginx.http_port}/ipxe-same-size.txt", None),
         # the same server's static iPXE script (no registry): what Flask + waitress cost
         "static_route": (bootfleet, f"{base}/boot.ipxe", None),
