@@ -14,6 +14,8 @@ from server.config import Settings
 from server.fleet import Fleet
 from server.registry import admin_tokens
 from server.registry.database import session_scope
+from tests.reliability import pg
+from tests.reliability.pg import PgServer
 
 MAC = "52:54:00:12:34:56"
 
@@ -83,3 +85,26 @@ def registered(client: FlaskClient, auth: dict[str, str]) -> str:
     )
     assert r.status_code == 201, r.text
     return MAC
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server for the session."""
+    with pg.running() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """A fresh PostgreSQL database for one test."""
+    if not pg_server.started:
+        pg_server.start()
+    return pg_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The registry URL, once for a SQLite file and once for a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'bootfleet.db'}"
+    return str(request.getfixturevalue("pg_url"))

@@ -28,6 +28,7 @@ from server.errors import Unavailable
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+BUSY = "the registry database is busy or unreachable; retry shortly"
 
 
 def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
@@ -119,7 +120,7 @@ def sqlite_writer(engine: Engine) -> Iterator[None]:
     writer = _writer(engine)
     lock = writer.lock
     if not lock.acquire(timeout=writer.timeout):
-        raise Unavailable("the registry database is busy or unreachable; retry shortly")
+        raise Unavailable(BUSY)
     try:
         yield
     finally:
@@ -167,7 +168,7 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
             yield conn
     except OperationalError as exc:
         log.warning("database unavailable: %s", exc.orig)
-        raise Unavailable("the registry database is busy or unreachable; retry shortly") from exc
+        raise Unavailable(BUSY) from exc
 
 
 @contextmanager
@@ -178,7 +179,7 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
             yield conn
     except OperationalError as exc:
         log.warning("database unavailable: %s", exc.orig)
-        raise Unavailable("the registry database is busy or unreachable; retry shortly") from exc
+        raise Unavailable(BUSY) from exc
 
 
 @contextmanager
@@ -189,4 +190,4 @@ def _session(bind: Engine) -> Iterator[Session]:
             session.commit()
     except OperationalError as exc:
         log.warning("database unavailable: %s", exc.orig)
-        raise Unavailable("the registry database is busy or unreachable; retry shortly") from exc
+        raise Unavailable(BUSY) from exc

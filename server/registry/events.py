@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, func, insert, literal, union_all, update
-from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, select
 
 from server.models import Client, Discovered, Event, utcnow
 from server.registry import hooks
+from server.registry.driver import Executes
 
 DISCOVERED_DETAIL = "unregistered machine network-booted: local boot"
 _EVENT = Event.__table__  # type: ignore[attr-defined]
@@ -52,7 +52,7 @@ def record(
 
 
 def record_many(
-    session: Session | Connection, items: Iterable[tuple[str, str, str, str | None, datetime]]
+    session: Session | Executes, items: Iterable[tuple[str, str, str, str | None, datetime]]
 ) -> None:
     """Append (mac, kind, detail, source, at) events with one INSERT, however many."""
     values = [
@@ -61,6 +61,7 @@ def record_many(
     ]
     if not values:
         return
+    conn: Executes
     if isinstance(session, Session):
         if any(v["kind"] in hooks.HOOKED_KINDS for v in values):
             session.flush()  # the client and install as this event leaves them, for its hooks
@@ -91,7 +92,7 @@ def seen_unregistered(session: Session, mac: str, ip: str | None, arch: str | No
     )
 
 
-def seen_unregistered_many(conn: Connection, sightings: Sequence[Sighting]) -> set[str]:
+def seen_unregistered_many(conn: Executes, sightings: Sequence[Sighting]) -> set[str]:
     """Boots of MACs no client has, oldest first: a MAC's first boot gets its row and a
     "discovered" event, each later one counts. A few statements for the lot, however many
     (the boot path group-commits them). Returns the MACs left out because a client has

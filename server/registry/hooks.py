@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, update
 from sqlalchemy import select as core_select
-from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from server.errors import NotFound
@@ -29,6 +28,7 @@ from server.models import (
     HookPublic,
     Install,
 )
+from server.registry.driver import Executes
 
 # Event kinds in the log -> the names hooks subscribe to (the state the client moved to).
 HOOKED_KINDS = {
@@ -103,7 +103,7 @@ _HOOKS = core_select(Hook.__table__.c.id, Hook.__table__.c.events)  # type: igno
 _DELIVERY = insert(Delivery.__table__)  # type: ignore[attr-defined]
 
 
-def enqueue(conn: Connection, events: list[dict[str, Any]]) -> None:
+def enqueue(conn: Executes, events: list[dict[str, Any]]) -> None:
     """Owe each hook a delivery for each of `events` (rows of the event table just written,
     in the same transaction) that it subscribes to."""
     hooked = [e for e in events if e["kind"] in HOOKED_KINDS]
@@ -133,7 +133,7 @@ def enqueue(conn: Connection, events: list[dict[str, Any]]) -> None:
         conn.execute(_DELIVERY, rows)
 
 
-def payload(conn: Connection, event: dict[str, Any], name: str) -> dict[str, Any]:
+def payload(conn: Executes, event: dict[str, Any], name: str) -> dict[str, Any]:
     """What a hook is told of one event: who, which install, its state and message. Never
     the install token, the profile's variables or the answer file."""
     mac = event["mac"]

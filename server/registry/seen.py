@@ -2,23 +2,23 @@
 
 A classroom that powers on at once sends hundreds of boot requests in a second, each a
 lookup by MAC and a "last seen" write. The lookup is one read-only SELECT on a pooled
-connection (on SQLite straight through the driver: the Core layer's BEGIN, rollback and
-bookkeeping cost five times the query). It reads two columns and writes nothing, so no rule
-about events or timestamps lives below the ORM and Core types.
+connection, and every statement here goes through registry/driver.py (on SQLite straight
+through the driver, compiled once: the Core layer's BEGIN, rollback and bookkeeping cost
+several times the query). The statements are the registry's own Core statements with their
+column types, so no rule about events or timestamps has a second copy here.
 
 The sighting of a registered client (last_ip, last_arch, last_seen_at) is written behind:
 the boot answer does not wait for it. A writer thread gathers sightings for FLUSH_SECONDS,
-keeps the newest per client, and writes them in one Core statement; a sighting that cannot
+keeps the newest per client, and writes them in one statement; a sighting that cannot
 be written (a busy database) stays queued for the next round, and close() writes what is
 left. The queue holds at most one entry per registered client. Sightings of unregistered
-MACs are still written before the answer, by events.seen_unregistered, group-committed: the
-callers that arrive while one transaction commits are written together by the next one.
+MACs are still written before the answer, by events.seen_unregistered_many, group-committed:
+the callers that arrive while one transaction commits are written together by the next one.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,8 +30,8 @@ from sqlalchemy.engine import Engine
 from server.errors import Unavailable
 from server.lifecycle import State
 from server.models import Client
-from server.registry import events
-from server.registry.database import busy_timeout, read_connection, write_connection
+from server.registry import driver, events
+from server.registry.database import BUSY, busy_timeout
 
 _CLIENT = Client.__table__  # type: ignore[attr-defined]
 _FIND = select(_CLIENT.c.id, _CLIENT.c.state).where(_CLIENT.c.mac == bindparam("b_mac"))
@@ -50,7 +50,6 @@ _SEEN = (
         last_seen_at=bindparam("b_seen", type_=_CLIENT.c.last_seen_at.type),
     )
 )
-BUSY = "the registry database is busy or unreachable; retry shortly"
 FLUSH_SECONDS = 0.1  # how long a sighting waits to be written with others
 
 log = logging.getLogger(__name__)
@@ -94,9 +93,6 @@ class BootRegistry:
     def __init__(self, engine: Engine, flush_seconds: float = FLUSH_SECONDS) -> None:
         self.engine = engine
         self.flush_seconds = flush_seconds
-        # _FIND as the SQLite driver's text: the same statement, compiled once
-        sqlite = engine.dialect.name == "sqlite"
-        self._find_sql = str(_FIND.compile(dialect=engine.dialect)) if sqlite else None
         self._queue: list[_Entry] = []
         self._queue_lock = threading.Lock()
         self._leader = threading.Lock()
@@ -109,22 +105,9 @@ class BootRegistry:
 
     def lookup(self, mac: str) -> tuple[int, State] | None:
         """(id, state) of the client with this canonical MAC, or None."""
-        if self._find_sql is None:
-            with read_connection(self.engine) as conn:
-                row = conn.execute(_FIND, {"b_mac": mac}).first()
-            return (row[0], row[1]) if row is not None else None
-        try:
-            raw = self.engine.raw_connection()
-            try:
-                cur = raw.cursor()
-                cur.execute(self._find_sql, (mac,))
-                found = cur.fetchone()
-                cur.close()
-            finally:
-                raw.close()  # back to the pool
-        except sqlite3.OperationalError as exc:
-            raise Unavailable(BUSY) from exc
-        return (found[0], State(found[1])) if found is not None else None
+        with driver.reading(self.engine) as conn:
+            row = conn.execute(_FIND, {"b_mac": mac}).first()
+        return (row[0], row[1]) if row is not None else None
 
     def seen(
         self, client_id: int, mac: str, ip: str | None, arch: str | None, at: datetime
@@ -244,7 +227,7 @@ class BootRegistry:
     def _write(self, batch: list[_Entry]) -> None:
         sightings = [e.params for e in batch if not e.unregistered]
         unknown = [e for e in batch if e.unregistered]
-        with write_connection(self.engine) as conn:
+        with driver.writing(self.engine) as conn:
             if sightings:
                 conn.execute(_SEEN, sightings)
             if unknown:

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from server.fleet import Fleet
 from server.models import Discovered, Event, utcnow
-from server.registry import events
+from server.registry import driver, events
 from server.registry.database import session_scope
 from server.registry.events import Sighting
 
 A, B = "52:54:00:00:0a:01", "52:54:00:00:0a:02"
+# Both ways production writes sightings: the boot path's group commit, and an ORM session.
+WAYS: dict[str, Callable[[Any], Any]] = {
+    "boot path": driver.writing,
+    "orm session": lambda engine: session_scope(engine, write=True),
+}
 
 
+@pytest.mark.parametrize("way", WAYS)
 def test_a_batch_of_unregistered_boots_counts_each_and_discovers_each_mac_once(
-    fleet: Fleet,
+    fleet: Fleet, way: str
 ) -> None:
     t = utcnow()
     with session_scope(fleet.engine, write=True) as s:
         events.seen_unregistered(s, B, "198.18.0.2", "x86_64")
-    with session_scope(fleet.engine, write=True) as s:
+    with WAYS[way](fleet.engine) as s:
         events.seen_unregistered_many(
             s,
             [

@@ -11,7 +11,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.serve import free_port
 
@@ -128,3 +131,21 @@ class PgServer:
                     os.kill(pid, signal.SIGKILL)
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running() -> Iterator[PgServer]:
+    """A PostgreSQL server of the caller's own, started and at the end stopped; the test is
+    skipped where no server binaries exist, and fails in CI (.ci/debian-packages.txt has
+    them)."""
+    bindir = find_bindir()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries missing (.ci/debian-packages.txt has them)")
+        pytest.skip("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+    server = PgServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()

@@ -15,9 +15,10 @@ from server.errors import Unavailable
 from server.fleet import Fleet
 from server.registry import admin_tokens
 from server.registry.database import session_scope
+from tests.reliability import pg
 from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import PROFILE, mac
-from tests.reliability.pg import PgServer, find_bindir
+from tests.reliability.pg import PgServer
 
 
 def setup_registry(fleet: Fleet) -> tuple[FlaskClient, dict[str, str]]:
@@ -81,15 +82,8 @@ def test_locked_sqlite_gives_503_then_recovers(settings: Settings) -> None:
 @pytest.fixture
 def own_pg() -> Iterator[PgServer]:
     """A PostgreSQL server of this test's own, to stop and start again."""
-    bindir = find_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL server binaries")
-    server = PgServer(bindir)
-    try:
-        server.start()
+    with pg.running() as server:
         yield server
-    finally:
-        server.close()
 
 
 def test_postgres_down_gives_503_then_recovers(settings: Settings, own_pg: PgServer) -> None:
