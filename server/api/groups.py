@@ -10,7 +10,7 @@ from server.api.docs import doc
 from server.api.schemas import GroupList, GroupReinstall, ReinstallRequest, Skipped, Woken
 from server.context import fleet, out, peer
 from server.models import GroupCreate, GroupPublic, GroupUpdate, WaveCreate, WavePublic
-from server.registry import bulk, groups, installs, wakes, waves
+from server.registry import bulk, groups, waves
 from server.registry.database import session_scope
 
 bp = admin_blueprint("groups", __name__)
@@ -66,18 +66,14 @@ def reinstall_group(name: str) -> Response:
     ask = parse(ReinstallRequest)
     with session_scope(f.engine) as s:
         ids = groups.member_ids(s, name)
-    who = peer()
-    outcomes = bulk.each(
-        f.engine, ids, lambda s, c: installs.reinstall(s, c, f.policy, f.checks, who)
+    done = bulk.reinstall(f.engine, ids, f.policy, f.checks, peer(), f.waker if ask.wake else None)
+    return out(
+        GroupReinstall(
+            requested=done.requested,
+            skipped=[Skipped(mac=mac, reason=why) for mac, why in done.skipped],
+            woken=[Woken(mac=mac, wake=what) for mac, what in done.woken],
+        )
     )
-    done = GroupReinstall(
-        requested=[mac for mac, why in outcomes if why is None],
-        skipped=[Skipped(mac=mac, reason=why) for mac, why in outcomes if why is not None],
-    )
-    if ask.wake:
-        said = wakes.wake(f.engine, f.waker, done.requested, peer())
-        done.woken = [Woken(mac=mac, wake=what) for mac, what in said]
-    return out(done)
 
 
 @bp.post("/groups/<name>/waves")

@@ -6,14 +6,12 @@ import json
 from typing import Any
 
 import click
-from sqlmodel import Session
 
 from server.cli.options import friendly, open_fleet, registry_options
 from server.cli.table import emit, emit_one
 from server.errors import InvalidInput
 from server.models import (
     BATCH_MAX,
-    Client,
     ClientCreate,
     ClientUpdate,
     EventPublic,
@@ -420,17 +418,13 @@ def group_reinstall(name: str, at: str | None, batch: int | None, wake: bool, **
         return
     with session_scope(fleet.engine) as s:
         ids = groups.member_ids(s, name)
-
-    def one(s: Session, client: Client) -> object:
-        return installs.reinstall(s, client, fleet.policy, fleet.checks, "cli")
-
-    outcomes = bulk.each(fleet.engine, ids, one)
-    for mac, why in outcomes:
+    done = bulk.reinstall(
+        fleet.engine, ids, fleet.policy, fleet.checks, "cli", fleet.waker if wake else None
+    )
+    for mac, why in done.outcomes:
         click.echo(f"{mac}: pending" if why is None else f"{mac}: skipped ({why})")
-    if wake:
-        requested = [mac for mac, why in outcomes if why is None]
-        for mac, what in wakes.wake(fleet.engine, fleet.waker, requested, "cli"):
-            click.echo(f"{mac}: {what}")
+    for mac, what in done.woken:
+        click.echo(f"{mac}: {what}")
 
 
 COMMANDS = [profile_group, client_group, group_group, reinstall, cancel, client_events]

@@ -4,13 +4,15 @@ cannot take it (wrong state, no profile, gone) is reported and skipped, not fata
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from server.checks import Checks
 from server.errors import BootfleetError
 from server.models import Client
-from server.registry import clients
+from server.registry import clients, installs, wakes
 from server.registry.database import session_scope
 
 Outcome = tuple[str, str | None]  # (MAC, None) when done, (MAC, why) when skipped
@@ -41,3 +43,38 @@ def each(
         except BootfleetError as exc:
             outcomes.append((name, exc.message))
     return outcomes
+
+
+@dataclass
+class Reinstalls:
+    """What reinstall() did: each client's outcome in order, and what waking them did."""
+
+    outcomes: list[Outcome]
+    woken: list[tuple[str, str]] = field(default_factory=list)  # (MAC, what Wake-on-LAN did)
+
+    @property
+    def requested(self) -> list[str]:
+        return [mac for mac, why in self.outcomes if why is None]
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        return [(mac, why) for mac, why in self.outcomes if why is not None]
+
+
+def reinstall(
+    engine: Engine,
+    which: Iterable[int | str],
+    policy: installs.Policy,
+    checks: Checks,
+    actor: str | None,
+    waker: wakes.Waker | None = None,
+) -> Reinstalls:
+    """Request a reinstall of each client (each in its own transaction, as each() does);
+    with a waker, then wake the ones requested, once every request is recorded (a machine
+    that boots at once must find its reinstall)."""
+    done = Reinstalls(
+        each(engine, which, lambda s, c: installs.reinstall(s, c, policy, checks, actor))
+    )
+    if waker is not None:
+        done.woken = wakes.wake(engine, waker, done.requested, actor)
+    return done

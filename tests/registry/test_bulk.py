@@ -56,3 +56,28 @@ def test_a_failing_change_is_rolled_back_and_reported(fleet: Fleet, registered: 
         assert clients.get(s, registered).state is State.IDLE
         assert installs.current(s, clients.get(s, registered)) is None
         assert clients.get(s, BARE).state is State.PENDING
+
+
+def test_reinstall_wakes_only_those_requested_once_all_are_recorded(
+    fleet: Fleet, registered: str
+) -> None:
+    with session_scope(fleet.engine, write=True) as s:
+        bare = clients.create(s, ClientCreate(mac=BARE), fleet.checks, "test")
+        ids = [clients.get(s, registered).id or 0, bare.id or 0]
+    asked: list[tuple[str, State]] = []
+
+    def waker(mac: str, last_ip: str | None, address: str | None) -> str:
+        with session_scope(fleet.engine) as s:  # what the machine finds when it boots
+            asked.append((mac, clients.get(s, mac).state))
+        return "sent to 198.18.0.255"
+
+    done = bulk.reinstall(fleet.engine, ids, fleet.policy, fleet.checks, "test", waker)
+    assert done.requested == [registered]
+    assert done.skipped == [(BARE, f"profile: client {BARE} has no profile to install")]
+    assert done.woken == [(registered, "sent to 198.18.0.255")]
+    assert asked == [(registered, State.PENDING)]
+    with session_scope(fleet.engine, write=True) as s:
+        installs.cancel(s, clients.get(s, registered), "test")
+    quiet = bulk.reinstall(fleet.engine, ids, fleet.policy, fleet.checks, "test")
+    assert (quiet.requested, quiet.woken) == ([registered], [])
+    assert len(asked) == 1
