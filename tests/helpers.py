@@ -8,6 +8,8 @@ from pathlib import Path
 
 from flask.testing import FlaskClient
 
+from tests.serve import cli
+
 INSTALL_URL = re.compile(r"bootfleet\.install=(\S+)")
 
 
@@ -36,3 +38,23 @@ def check_golden(path: Path, data: bytes) -> None:
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_bytes(data)
     assert data == path.read_bytes(), f"{path} differs (UPDATE_GOLDEN=1 rewrites it)"
+
+
+def cli_profile(data_dir: Path, images_dir: Path, name: str = "p1") -> None:
+    """A profile `name` made with `bootfleet profile create`, booting a stand-in kernel and
+    initrd written under `images_dir`."""
+    (images_dir / "debian").mkdir(parents=True, exist_ok=True)
+    (images_dir / "debian" / "linux").write_bytes(b"k")
+    (images_dir / "debian" / "initrd.gz").write_bytes(b"i")
+    cli(
+        "profile",
+        "create",
+        name,
+        "--kernel",
+        "debian/linux",
+        "--initrd",
+        "debian/initrd.gz",
+        "--images-dir",
+        str(images_dir),
+        data_dir=data_dir,
+    )

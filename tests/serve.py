@@ -5,6 +5,8 @@ port, its output in a log file, ready once /healthz answers, stopped by its own 
         requests.get(f"{server.url}/boot.ipxe")
 
 Leaving the `with` block stops the server with SIGTERM and fails the test unless it exits 0.
+The other commands run to their end with cli() (stdout, or the test fails with the output) or
+run_cli() (the finished process, for a test that expects a failure).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -40,6 +43,39 @@ def bootfleet_cli() -> list[str]:
 def clean_env() -> dict[str, str]:
     """This environment without BOOTFLEET_* settings: a test's server reads only its flags."""
     return {k: v for k, v in os.environ.items() if not k.startswith("BOOTFLEET_")}
+
+
+def run_cli(
+    *args: str,
+    data_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """`bootfleet ARGS` (with `--data-dir` after them if given) run to its end, in this
+    environment without BOOTFLEET_* settings plus `env`."""
+    argv = [*bootfleet_cli(), *args]
+    if data_dir is not None:
+        argv += ["--data-dir", str(data_dir)]
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**clean_env(), **(env or {})},
+        check=False,
+    )
+
+
+def cli(
+    *args: str,
+    data_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> str:
+    """run_cli(), which must exit 0; its stdout."""
+    done = run_cli(*args, data_dir=data_dir, env=env, timeout=timeout)
+    assert done.returncode == 0, f"bootfleet {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
 
 
 def serve_command(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -19,8 +18,8 @@ from server.models import WaveCreate
 from server.registry import events, waves
 from server.registry.database import session_scope
 from tests.conftest import PROFILE
-from tests.helpers import install_path
-from tests.serve import BIN, Served
+from tests.helpers import cli_profile, install_path
+from tests.serve import Served, cli
 
 MACS = ["52:54:00:00:02:01", "52:54:00:00:02:02", "52:54:00:00:02:03"]
 
@@ -113,16 +112,8 @@ def test_bad_waves_are_refused(
 # --- real processes ----------------------------------------------------------------------------
 
 
-def cli(data: Path, *args: str) -> str:
-    done = subprocess.run(
-        [str(BIN), *args, "--data-dir", str(data)], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
 def wave_members(data: Path) -> dict[str, str]:
-    out = cli(data, "wave", "show", "1")
+    out = cli("wave", "show", "1", data_dir=data)
     return dict(re.findall(r"^  (\S+)  (\w+)", out, re.M))
 
 
@@ -147,13 +138,10 @@ def wait_for(data: Path, want: dict[str, str], seconds: float = 60) -> None:
 
 def test_a_wave_goes_on_across_a_restart_of_serve(tmp_path: Path) -> None:
     data, img = tmp_path / "data", tmp_path / "img"
-    (img / "debian").mkdir(parents=True)
-    (img / "debian" / "linux").write_bytes(b"k")
-    (img / "debian" / "initrd.gz").write_bytes(b"i")
-    cli(data, "profile", "create", "p1", "--kernel", "debian/linux", "--images-dir", str(img))
+    cli_profile(data, img)
     for mac in MACS:
-        cli(data, "client", "add", mac, "--profile", "p1", "--group", "room1")
-    said = cli(data, "group", "reinstall", "room1", "--batch", "1")
+        cli("client", "add", mac, "--profile", "p1", "--group", "room1", data_dir=data)
+    said = cli("group", "reinstall", "room1", "--batch", "1", data_dir=data)
     assert said.startswith("wave 1: 3 members of room1 from ")
     m1, m2, m3 = MACS
 
@@ -162,7 +150,7 @@ def test_a_wave_goes_on_across_a_restart_of_serve(tmp_path: Path) -> None:
         finish_install(server.port, m1)
         wait_for(data, {m1: "done", m2: "running", m3: "waiting"})
     # stopped mid-wave: the registry holds where it was
-    listed = json.loads(cli(data, "wave", "list", "--json"))
+    listed = json.loads(cli("wave", "list", "--json", data_dir=data))
     assert (listed[0]["state"], listed[0]["done"], listed[0]["running"]) == ("running", 1, 1)
 
     with Served(data, img, "--wave-interval", "0.5") as server:
@@ -170,4 +158,4 @@ def test_a_wave_goes_on_across_a_restart_of_serve(tmp_path: Path) -> None:
         wait_for(data, {m1: "done", m2: "done", m3: "running"})
         finish_install(server.port, m3)
         wait_for(data, {m1: "done", m2: "done", m3: "done"})
-    assert json.loads(cli(data, "wave", "list", "--json"))[0]["state"] == "done"
+    assert json.loads(cli("wave", "list", "--json", data_dir=data))[0]["state"] == "done"

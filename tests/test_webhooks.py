@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,8 +20,8 @@ from server.fleet import Fleet
 from server.models import HookCreate
 from server.registry import hooks
 from server.registry.database import session_scope
-from tests.helpers import boot_installer
-from tests.serve import BIN, Served, free_port
+from tests.helpers import boot_installer, cli_profile
+from tests.serve import Served, cli, free_port
 
 
 class Receiver:
@@ -154,42 +153,19 @@ def test_backoff_doubles_then_caps(attempts: int, low: float, high: float) -> No
         assert low <= webhooks.backoff(attempts, lambda: r) <= high  # noqa: B023
 
 
-def cli(data: Path, *args: str) -> str:
-    done = subprocess.run(
-        [str(BIN), *args, "--data-dir", str(data)], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
 def test_the_outbox_survives_a_restart_of_serve(tmp_path: Path) -> None:
     """Real processes: events recorded while the receiver is down, serve stopped, then a new
     serve delivers them once the receiver is back."""
     data = tmp_path / "data"
     port = free_port()
-    out = cli(data, "hook", "add", f"http://127.0.0.1:{port}/hook", "--events", "pending")
+    out = cli("hook", "add", f"http://127.0.0.1:{port}/hook", "--events", "pending", data_dir=data)
     secret = out.split("secret: ", 1)[1].strip()
-    kernel = tmp_path / "img" / "debian"
-    kernel.mkdir(parents=True)
-    (kernel / "linux").write_bytes(b"k")
-    (kernel / "initrd.gz").write_bytes(b"i")
-    cli(
-        data,
-        "profile",
-        "create",
-        "p1",
-        "--kernel",
-        "debian/linux",
-        "--initrd",
-        "debian/initrd.gz",
-        "--images-dir",
-        str(tmp_path / "img"),
-    )
-    cli(data, "client", "add", "52:54:00:aa:bb:01", "--profile", "p1")
+    cli_profile(data, tmp_path / "img")
+    cli("client", "add", "52:54:00:aa:bb:01", "--profile", "p1", data_dir=data)
     with Served(tmp_path / "data", tmp_path / "img"):
-        cli(data, "reinstall", "52:54:00:aa:bb:01")
+        cli("reinstall", "52:54:00:aa:bb:01", data_dir=data)
         time.sleep(3)  # the courier tries (connection refused) and schedules a retry
-    listing = cli(data, "hook", "list", "--json")
+    listing = cli("hook", "list", "--json", data_dir=data)
     assert json.loads(listing)[0]["waiting"] == 1
     up = Receiver(port)
     try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..serve import bootfleet_cli, serve_command
+from ..serve import bootfleet_cli, cli, serve_command
 from .installer.build import Installer
 from .lab import HTTP_PORT, SERVER_IP, NsHttp
 
@@ -68,8 +68,7 @@ class Bootfleet:
 
     def cli(self, *args: str) -> str:
         """Run `bootfleet ARGS... --data-dir D` (a leaf command's own --data-dir)."""
-        cmd = [*bootfleet_cli(), *args, "--data-dir", str(self.data_dir)]
-        return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        return cli(*args, data_dir=self.data_dir, timeout=600)
 
     def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,6 @@ asking records its facts; nothing installs until an admin approves it with a pro
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from server.registry import discovered, events
 from server.registry.database import session_scope
 from tests.conftest import PROFILE
 from tests.helpers import state
-from tests.serve import BIN
+from tests.serve import cli
 from tests.web.conftest import sign_in
 
 UNKNOWN = "52:54:00:00:06:01"
@@ -127,31 +126,18 @@ def test_the_cli_lists_and_approves(tmp_path: Path) -> None:
     img.mkdir(parents=True)
     (img / "linux").write_bytes(b"k")
 
-    def run(*args: str) -> str:
-        done = subprocess.run(
-            [str(BIN), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={
-                "PATH": "/usr/bin:/bin",
-                **settings_env,
-                "BOOTFLEET_IMAGES_DIR": str(tmp_path / "img"),
-            },
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+    env = {**settings_env, "BOOTFLEET_IMAGES_DIR": str(tmp_path / "img")}
 
-    run("profile", "create", "p1", "--kernel", "debian/linux")
+    cli("profile", "create", "p1", "--kernel", "debian/linux", env=env)
     other = Fleet.open(Settings(data_dir=data, images_dir=tmp_path / "img"))
     try:
         with session_scope(other.engine, write=True) as s:
             discovered.request_registration(s, UNKNOWN, {"manufacturer": "QEMU"}, "198.18.0.9")
     finally:
         other.close()
-    out = run("discovered", "list", "--requested")
+    out = cli("discovered", "list", "--requested", env=env)
     assert UNKNOWN in out and "QEMU" in out
-    assert run("discovered", "approve", UNKNOWN, "--profile", "p1") == (
+    assert cli("discovered", "approve", UNKNOWN, "--profile", "p1", env=env) == (
         f"client {UNKNOWN} registered with profile p1\n"
     )
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import threading
 from pathlib import Path
 
@@ -17,18 +16,10 @@ from click.testing import CliRunner, Result
 from server import backup
 from server.cli import main
 from server.config import Settings
+from tests import serve
 from tests.reliability.figures import FIGURES
 from tests.reliability.helpers import PROFILE, mac
-from tests.serve import BIN, Served, admin_token
-
-
-def bootfleet(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(BIN), *args], capture_output=True, text=True, timeout=120, check=False
-    )
-    if check:
-        assert result.returncode == 0, result.stderr + result.stdout
-    return result
+from tests.serve import Served, admin_token
 
 
 def cli(*args: str, check: bool = True) -> Result:
@@ -73,7 +64,7 @@ def test_online_backup_and_restore(settings: Settings, tmp_path: Path) -> None:
             threading.Event().wait(0.01)
         before = len(acked)
         dest = tmp_path / "backup.db"
-        out = bootfleet("db", "backup", "--data-dir", str(data), str(dest))
+        out = serve.cli("db", "backup", "--data-dir", str(data), str(dest))
         after = len(acked)
         snapshot = macs_in(dest)
         for _ in range(1000):  # bounded: let the stream pass the snapshot before stopping it
@@ -82,24 +73,24 @@ def test_online_backup_and_restore(settings: Settings, tmp_path: Path) -> None:
             threading.Event().wait(0.01)
         stop.set()
         thread.join(timeout=60)
-        assert "site.key" in out.stdout
+        assert "site.key" in out
         # one consistent snapshot: a gap-free prefix of the stream, taken during the backup
         assert snapshot == [mac(n) for n in range(1, len(snapshot) + 1)]
         assert before <= len(snapshot) <= after + 1, (before, len(snapshot), after)
         assert len(acked) > len(snapshot), "the writes did not go on past the backup"
 
         # a backup into a folder gets a dated name
-        out = bootfleet("db", "backup", "--data-dir", str(data), str(tmp_path))
+        out = serve.cli("db", "backup", "--data-dir", str(data), str(tmp_path))
         assert list(tmp_path.glob("bootfleet-*.db"))
 
-        refused = bootfleet("db", "restore", "--data-dir", str(data), str(dest), check=False)
+        refused = serve.run_cli("db", "restore", "--data-dir", str(data), str(dest))
         assert refused.returncode != 0
         assert "running" in refused.stderr and str(server.proc.pid) in refused.stderr  # type: ignore[union-attr]
     finally:
         stop.set()
         server.stop()
     total = len(macs_in(data / "bootfleet.db"))
-    bootfleet("db", "restore", "--data-dir", str(data), str(dest))
+    serve.cli("db", "restore", "--data-dir", str(data), str(dest))
     kept = list(data.glob("bootfleet.db.before-restore-*"))
     assert len(kept) == 1 and len(macs_in(kept[0])) == total
     server.start()
@@ -117,10 +108,10 @@ def test_restore_after_a_crash_is_allowed_and_serve_waits_for_a_restore(
     data, images = settings.data_dir, settings.images
     server = Served(data, images).start()
     dest = tmp_path / "b.db"
-    bootfleet("db", "backup", "--data-dir", str(data), str(dest))
+    serve.cli("db", "backup", "--data-dir", str(data), str(dest))
     server.kill9()  # the lock file stays behind, the lock itself dies with the process
     assert (data / backup.LOCK_NAME).exists()
-    bootfleet("db", "restore", "--data-dir", str(data), str(dest))
+    serve.cli("db", "restore", "--data-dir", str(data), str(dest))
     with backup.exclusive(data):  # a restore in progress
         refused = Served(data, images).start(wait=False)
         status = refused.wait_exit()
@@ -130,21 +121,17 @@ def test_restore_after_a_crash_is_allowed_and_serve_waits_for_a_restore(
 def test_restore_refuses_a_file_that_is_not_a_registry(settings: Settings, tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database" * 100)
-    result = bootfleet(
-        "db", "restore", "--data-dir", str(settings.data_dir), str(junk), check=False
-    )
+    result = serve.run_cli("db", "restore", "--data-dir", str(settings.data_dir), str(junk))
     assert result.returncode == 1 and "not a Bootfleet database" in result.stderr
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()
-    result = bootfleet(
-        "db", "restore", "--data-dir", str(settings.data_dir), str(empty), check=False
-    )
+    result = serve.run_cli("db", "restore", "--data-dir", str(settings.data_dir), str(empty))
     assert result.returncode == 1
 
 
 def test_postgres_backup_is_pg_dumps_job(settings: Settings, tmp_path: Path) -> None:
     url = "postgresql+psycopg://bootfleet@127.0.0.1:1/none"
-    result = bootfleet(
+    result = serve.run_cli(
         "db",
         "backup",
         "--data-dir",
@@ -152,7 +139,6 @@ def test_postgres_backup_is_pg_dumps_job(settings: Settings, tmp_path: Path) -> 
         "--database-url",
         url,
         str(tmp_path / "x"),
-        check=False,
     )
     assert result.returncode == 1 and "pg_dump" in result.stderr
 

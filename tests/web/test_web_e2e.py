@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.serve import Served, bootfleet_cli, clean_env
+from tests.serve import Served, cli
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -65,15 +64,7 @@ class Server:
     token: str
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [*bootfleet_cli(), *args, "--data-dir", str(self.data_dir)],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-            env=clean_env(),
-        )
-        return done.stdout.strip()
+        return cli(*args, data_dir=self.data_dir).strip()
 
 
 @pytest.fixture(scope="module")
