@@ -3,7 +3,8 @@
 The boot path runs a handful of short statements per request. Through a Core Connection each
 execution costs more than the statement: BEGIN through the event hooks, the statement cache
 lookup, parameter processing, the result wrapper, then COMMIT and the pool's reset (measured
-on the unregistered-boot path: 240 µs of CPU per boot through Core, 60 µs through the driver).
+on the unregistered-boot path, 16 threads: 240 µs of CPU per boot through Core, 100 µs through
+the driver; `python -m bench.unregistered`).
 
 So the boot path talks to the registry through `reading(engine)` and `writing(engine)`. On
 SQLite they yield a `DriverConnection`: the same Core statement objects the rest of the
@@ -193,7 +194,7 @@ class DriverConnection:
     ) -> DriverResult:
         many = isinstance(parameters, list | tuple)  # (not Sequence: its check costs more)
         rows: Sequence[Params] = parameters if many else [parameters or {}]  # type: ignore[assignment,list-item]
-        if not rows:
+        if not rows:  # nothing to write (Core would run the statement once, without values)
             return DriverResult([], 0)
         compiled = self._cache.get(statement, tuple(rows[0]))
         cur = self._cursor
