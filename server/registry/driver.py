@@ -78,6 +78,8 @@ class _Compiled:
     @classmethod
     def of(cls, statement: Any, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
         compiled: SQLCompiler = statement.compile(dialect=dialect, column_keys=list(keys))
+        if compiled.returning:  # its rows would need Core's result handling
+            raise TypeError("a statement with RETURNING runs through Core, not the driver")
         binds = compiled.binds
         order = tuple(compiled.positiontup or ())
         # What Core fills in itself: compiled-in values, and the columns' scalar defaults
@@ -218,7 +220,7 @@ class DriverConnection:
             ]
         else:
             found = [make(row) for row in cur.fetchall()]
-        return DriverResult(found, len(found))
+        return DriverResult(found, cur.rowcount)  # -1 for a SELECT, as the driver (and Core) say
 
 
 # One cache per engine, living exactly as long as the engine (as database's writer locks).

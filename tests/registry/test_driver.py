@@ -138,6 +138,18 @@ def test_a_callable_default_must_be_passed(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_returning_is_refused_rather_than_its_rows_dropped(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'bf.db'}")
+    migrate(engine)
+    table = Event.__table__  # type: ignore[attr-defined]
+    row = {"mac": A, "at": utcnow(), "kind": "note"}
+    with pytest.raises(TypeError, match="RETURNING"), driver.writing(engine) as conn:
+        conn.execute(insert(table).returning(table.c.id), [row])
+    with session_scope(engine) as s:
+        assert s.exec(select(Event)).all() == []
+    engine.dispose()
+
+
 def test_a_locked_database_is_unavailable_and_nothing_is_held(tmp_path: Path) -> None:
     path = tmp_path / "bf.db"
     engine = make_engine(f"sqlite:///{path}", busy_timeout_ms=200)
