@@ -179,14 +179,17 @@ def test_other_databases_get_a_core_connection(engine: Engine) -> None:
 
 
 def test_a_statement_built_anew_is_compiled_anew(tmp_path: Path) -> None:
+    """Each new statement object, as hooks.payload builds them per call, gets its own SQL and
+    its own rows, however many came before it (past the cache's size too)."""
     engine = make_engine(f"sqlite:///{tmp_path / 'bf.db'}")
     migrate(engine)
     add_client(engine, A)
+    table = Client.__table__  # type: ignore[attr-defined]
+    columns = [table.c.mac, table.c.hostname, table.c.state]
+    expected = [A, "pc-01", State.IDLE]
     with driver.reading(engine) as conn:
-        for mac in (A, B):  # a new statement object each time, as hooks.payload builds them
-            stmt = select(Client.__table__.c.mac).where(  # type: ignore[attr-defined]
-                Client.__table__.c.mac == bindparam("m")  # type: ignore[attr-defined]
-            )
-            found = conn.execute(stmt, {"m": mac}).all()
-            assert found == ([(A,)] if mac == A else [])
+        for i in range(driver.CACHE_MAX + 10):
+            stmt = select(columns[i % 3]).where(table.c.mac == bindparam("m"))
+            assert conn.execute(stmt, {"m": A}).all() == [(expected[i % 3],)]
+            assert conn.execute(stmt, {"m": B}).all() == []
     engine.dispose()
