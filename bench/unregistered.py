@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from bench import registry
 from server.models import utcnow
 from server.registry.database import make_engine
 from server.registry.migrations import migrate
@@ -25,7 +26,8 @@ from server.registry.seen import BootRegistry
 
 
 def mac(i: int) -> str:
-    return "52:54:7f:" + ":".join(f"{(i >> s) & 255:02x}" for s in (16, 8, 0))
+    """The i-th machine nobody registered: the MACs bench/run's unregistered loads use."""
+    return registry.mac(registry.UNREGISTERED + i)
 
 
 def run(folder: Path, *, threads: int, per_thread: int, known: int, drop_index: bool) -> str:
